@@ -1,0 +1,46 @@
+"""The command line: every batch job runs headless (FORMAT.md, "The command line").
+
+Each subcommand lives in ``raabin_labeler.commands.<name>`` and registers its own parser;
+failures the user can act on are ``UserError`` and end as one line on stderr with exit 1.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import UserError
+
+COMMANDS = ("open",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raabin-labeler",
+        description="Label white blood cells on smear photos. With no command, opens the bundled "
+                    "sample project in the labeling window.")
+    parser.add_argument("--version", action="version", version=f"raabin-labeler {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"raabin_labeler.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv or ["open"])
+    try:
+        return int(args.run(args) or 0)
+    except UserError as exc:
+        print(f"raabin-labeler: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("raabin-labeler: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""A labeling project: a folder with project.json, images and one JSON per image per author.
+
+Opening a project only lists files: image headers and annotation files are read when needed,
+so a folder of hundreds of 16 MP photos opens at once.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import FileProblem, UserError
+from .annotation import Author, ImageAnnotation, ImageRef
+from .imageio import DEFAULT_MAX_PIXELS, image_info, is_image
+from .paths import safe_relative
+from .store import StoreError, load_annotation, read_json, save_annotation, write_json
+from .taxonomy import Taxonomy, TaxonomyError
+
+PROJECT_FILE = "project.json"
+PROJECT_FORMAT = "raabin-labeler-project/1"
+DETECTOR = "detector"
+CONSENSUS = "consensus"
+DEFAULT_BOX_SIZE = 575  # the Raabin-WBC crops: 575×575 px at full resolution
+_AUTHOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_author_id(author_id: str) -> str:
+    """Author ids become folder names, so they are kept to a safe alphabet."""
+    if not isinstance(author_id, str) or not _AUTHOR_ID.fullmatch(author_id) or author_id.endswith("."):
+        raise UserError(f"author name {author_id!r}: use letters, digits, '-', '_' or '.' (at most 64)")
+    return author_id
+
+
+def author_for(author_id: str) -> Author:
+    kind = {DETECTOR: "detector", CONSENSUS: "consensus"}.get(author_id, "expert")
+    return Author(kind, check_author_id(author_id))
+
+
+def _natural_key(path: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path)]
+
+
+@dataclass
+class Progress:
+    images: int
+    done: int
+    in_progress: int
+    cells_labeled: int
+
+    def summary(self) -> str:
+        return f"photos done {self.done} / {self.images} · cells labeled {self.cells_labeled}"
+
+
+class Project:
+    """An open project folder. Not thread-safe for writes of the same author and image."""
+
+    def __init__(self, root: Path, data: dict[str, Any]):
+        self.root = Path(root)
+        self.data = data
+        self._images: list[str] | None = None
+        try:
+            self.taxonomy = Taxonomy.from_dict(data["taxonomy"]) if data.get("taxonomy") else Taxonomy.default()
+        except TaxonomyError as exc:
+            raise FileProblem(self.root / PROJECT_FILE, str(exc), "taxonomy") from None
+
+    # -- opening ------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path, images: Path | None = None, name: str | None = None,
+               experts: list[str] | None = None) -> "Project":
+        root = Path(root)
+        if (root / PROJECT_FILE).exists():
+            raise UserError(f"{root / PROJECT_FILE} already exists: this folder is a project already")
+        root.mkdir(parents=True, exist_ok=True)
+        if images is None:
+            images_entry = "images"
+            (root / "images").mkdir(exist_ok=True)
+        else:
+            images = Path(images).resolve()
+            if not images.is_dir():
+                raise UserError(f"{images}: no such folder of images")
+            try:
+                images_entry = images.relative_to(root.resolve()).as_posix()
+            except ValueError:
+                images_entry = str(images)  # photos stay where they are (FORMAT.md)
+        data = {"format": PROJECT_FORMAT, "name": name or root.resolve().name, "images": images_entry,
+                "experts": [check_author_id(e) for e in experts or []],
+                "default_box_size": DEFAULT_BOX_SIZE, "max_pixels": DEFAULT_MAX_PIXELS}
+        write_json(root / PROJECT_FILE, data)
+        (root / "annotations").mkdir(exist_ok=True)
+        return cls(root, data)
+
+    @classmethod
+    def open(cls, root: Path) -> "Project":
+        root = Path(root)
+        path = root / PROJECT_FILE
+        if not path.exists():
+            raise UserError(f"{root}: not a raabin-labeler project (no {PROJECT_FILE}); "
+                            f"make one with 'raabin-labeler init {root} --images DIR'")
+        data = read_json(path)
+        if not isinstance(data, dict):
+            raise StoreError(path, "expected a JSON object")
+        if data.get("format") != PROJECT_FORMAT:
+            raise StoreError(path, f"expected format {PROJECT_FORMAT!r}, got {data.get('format')!r}", "format")
+        for key, kind in (("name", str), ("images", str), ("experts", list)):
+            if key in data and not isinstance(data[key], kind):
+                raise StoreError(path, f"expected {kind.__name__}", key)
+        size = data.get("default_box_size", DEFAULT_BOX_SIZE)
+        if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 10000:
+            raise StoreError(path, "expected a whole number of pixels from 8 to 10000", "default_box_size")
+        return cls(root, data)
+
+    def save_settings(self) -> None:
+        write_json(self.root / PROJECT_FILE, self.data)
+
+    # -- settings -----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.data.get("name") or self.root.name)
+
+    @property
+    def default_box_size(self) -> int:
+        return int(self.data.get("default_box_size", DEFAULT_BOX_SIZE))
+
+    @property
+    def max_pixels(self) -> int:
+        value = self.data.get("max_pixels", DEFAULT_MAX_PIXELS)
+        return int(value) if isinstance(value, int) and value > 0 else DEFAULT_MAX_PIXELS
+
+    @property
+    def experts(self) -> list[str]:
+        return [e for e in self.data.get("experts", []) if isinstance(e, str)]
+
+    def add_expert(self, author_id: str) -> None:
+        if author_id not in self.experts and author_id not in (DETECTOR, CONSENSUS):
+            self.data["experts"] = [*self.experts, check_author_id(author_id)]
+            self.save_settings()
+
+    def set_taxonomy(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self.data["taxonomy"] = taxonomy.to_dict()
+        self.save_settings()
+
+    # -- images -------------------------------------------------------------------------
+    @property
+    def images_dir(self) -> Path:
+        entry = Path(str(self.data.get("images") or "images"))
+        return entry if entry.is_absolute() else self.root / entry
+
+    def images(self) -> list[str]:
+        """Photo paths relative to the images folder, POSIX style, in natural order."""
+        if self._images is None:
+            self.rescan()
+        assert self._images is not None
+        return self._images
+
+    def rescan(self) -> None:
+        base = self.images_dir
+        if not base.is_dir():
+            raise UserError(f"{base}: the project's images folder is missing")
+        found = [p.relative_to(base).as_posix() for p in base.rglob("*")
+                 if is_image(p) and p.is_file() and not any(part.startswith(".") for part in p.relative_to(base).parts)]
+        self._images = sorted(found, key=_natural_key)
+
+    def image_path(self, image: str) -> Path:
+        return self.images_dir / safe_relative(image)
+
+    def image_ref(self, image: str) -> ImageRef:
+        info = image_info(self.image_path(image), self.max_pixels)
+        return ImageRef(image, info.width, info.height)
+
+    # -- annotations ----------------------------------------------------------------------
+    def annotation_path(self, author_id: str, image: str) -> Path:
+        rel = safe_relative(image)
+        return self.root / "annotations" / check_author_id(author_id) / (rel.as_posix() + ".json")
+
+    def mask_path(self, rel: str) -> Path:
+        return self.root / safe_relative(rel)
+
+    def authors(self) -> list[str]:
+        folder = self.root / "annotations"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def has_annotation(self, author_id: str, image: str) -> bool:
+        return self.annotation_path(author_id, image).exists()
+
+    def load(self, author_id: str, image: str) -> ImageAnnotation | None:
+        """The author's annotation of the image, None if there is none; StoreError if broken."""
+        path = self.annotation_path(author_id, image)
+        if not path.exists():
+            return None
+        annotation = load_annotation(path)
+        if annotation.image.path != image:
+            raise StoreError(path, f"describes {annotation.image.path!r}, not {image!r}", "image.path")
+        return annotation
+
+    def load_or_new(self, author_id: str, image: str) -> ImageAnnotation:
+        return self.load(author_id, image) or ImageAnnotation.empty(self.image_ref(image), author_for(author_id))
+
+    def save(self, annotation: ImageAnnotation, *, overwrite_broken: bool = False) -> Path:
+        path = self.annotation_path(annotation.author.id, annotation.image.path)
+        save_annotation(path, annotation, overwrite_broken=overwrite_broken)
+        return path
+
+    def iter_annotations(self, author_id: str) -> Iterator[tuple[str, ImageAnnotation | None, StoreError | None]]:
+        """Every image with the author's annotation (or None), and the error for broken files."""
+        for image in self.images():
+            try:
+                yield image, self.load(author_id, image), None
+            except StoreError as exc:
+                yield image, None, exc
+
+    def progress(self, author_id: str) -> Progress:
+        done = started = labeled = 0
+        for _, annotation, _ in self.iter_annotations(author_id):
+            if annotation is None:
+                continue
+            if annotation.status.done:
+                done += 1
+            elif annotation.cells:
+                started += 1
+            labeled += annotation.labeled_count()
+        return Progress(len(self.images()), done, started, labeled)
+

@@ -1,0 +1,181 @@
+"""Reading and writing annotation JSON: atomic saves, backups, clear errors (FORMAT.md).
+
+Every JSON file of a project goes through here. A save never leaves a half-written file: the
+new text goes to a temporary file in the same folder, is flushed and fsynced, and replaces the
+old one with ``os.replace``; the previous version stays beside it as ``<name>.bak``. A file
+that cannot be read is never overwritten behind the user's back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import FileProblem
+from .annotation import FORMAT_VERSION, AnnotationError, ImageAnnotation
+
+MAX_JSON_BYTES = 64 * 1024 * 1024
+BACKUP_SUFFIX = ".bak"
+
+#: Upgrades from older format versions, keyed by the version they read. Each returns a dict in
+#: the next version; the chain ends at FORMAT_VERSION. Version 1 is the first, so it is empty.
+MIGRATIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class StoreError(FileProblem):
+    """A file that could not be read or written; never overwritten on our initiative."""
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + BACKUP_SUFFIX)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not every platform opens folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _keep_backup(path: Path) -> None:
+    """Make ``<name>.bak`` the current version of ``path`` in one atomic step.
+
+    A hard link shares the old bytes without copying them; where links are not supported
+    (some network shares) a copy is made.
+    """
+    staging = path.with_name(f".{path.name}.bak-{os.getpid()}")
+    try:
+        try:
+            os.link(path, staging)
+        except OSError:
+            shutil.copy2(path, staging)
+        os.replace(staging, backup_path(path))
+    finally:
+        if staging.exists():
+            staging.unlink()
+
+
+def atomic_write_text(path: Path, text: str, *, keep_backup: bool = True) -> None:
+    """Write ``text`` so that ``path`` is always either the old or the new version."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if keep_backup and path.exists():
+            _keep_backup(path)
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; every failure is a StoreError naming the file and the place."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise StoreError(path, f"is {size} bytes; annotation files are at most {MAX_JSON_BYTES}")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError(path, "file not found") from None
+    except IsADirectoryError:
+        raise StoreError(path, "is a folder, not a JSON file") from None
+    except PermissionError:
+        raise StoreError(path, "cannot be read: permission denied") from None
+    except OSError as exc:
+        raise StoreError(path, f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise StoreError(path, "is not UTF-8 text", f"byte {exc.start}") from None
+    if not text.strip():
+        raise StoreError(path, "is empty")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise StoreError(path, f"is not valid JSON: {exc.msg}", f"line {exc.lineno}, column {exc.colno}") from None
+    except ValueError as exc:
+        raise StoreError(path, f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise StoreError(path, "is nested too deeply to be an annotation file") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def write_json(path: Path, data: Any, *, overwrite_broken: bool = False,
+               readable: Callable[[Path], Any] | None = None) -> None:
+    """Atomically save ``data``; refuses to replace an existing file that cannot be read.
+
+    An unreadable file may be the only copy of someone's work (a sync conflict, a manual
+    edit, a newer tool's format); the caller must decide to replace it (``overwrite_broken``).
+    ``readable`` is the loader that must accept the old file (plain JSON parsing by default).
+    """
+    path = Path(path)
+    if not overwrite_broken and path.exists():
+        try:
+            (readable or read_json)(path)
+        except StoreError as exc:
+            if "permission denied" not in exc.problem:
+                raise StoreError(path, f"{exc.problem}; it was left untouched (open its backup "
+                                       "or move it aside first)", exc.where) from None
+    try:
+        atomic_write_text(path, dumps(data))
+    except PermissionError:
+        raise StoreError(path, "cannot be saved: permission denied (is the folder read-only?)") from None
+    except OSError as exc:
+        raise StoreError(path, f"cannot be saved: {exc.strerror or exc}") from None
+
+
+def migrate(data: Any, path: Path) -> dict[str, Any]:
+    """Bring an annotation dict up to FORMAT_VERSION, or say why it cannot be."""
+    if not isinstance(data, dict):
+        raise StoreError(path, f"expected a JSON object at the top, got {type(data).__name__}")
+    version = data.get("format")
+    steps = 0
+    while version != FORMAT_VERSION:
+        if isinstance(version, str) and version in MIGRATIONS and steps < len(MIGRATIONS):
+            data = MIGRATIONS[version](data)
+            version, steps = data.get("format"), steps + 1
+            continue
+        if isinstance(version, str) and version.startswith("raabin-labeler/"):
+            raise StoreError(path, f"uses format {version!r}, which this version of raabin-labeler "
+                                   f"does not know (it reads {FORMAT_VERSION!r}); please upgrade", "format")
+        raise StoreError(path, f"is not a raabin-labeler annotation (format is {version!r})", "format")
+    return data
+
+
+def load_annotation(path: Path) -> ImageAnnotation:
+    path = Path(path)
+    data = migrate(read_json(path), path)
+    try:
+        return ImageAnnotation.from_dict(data)
+    except AnnotationError as exc:
+        raise StoreError(path, exc.problem, exc.field) from None
+    except RecursionError:
+        raise StoreError(path, "is nested too deeply to be an annotation file") from None
+
+
+def save_annotation(path: Path, annotation: ImageAnnotation, *, overwrite_broken: bool = False) -> None:
+    write_json(path, annotation.to_dict(), overwrite_broken=overwrite_broken, readable=load_annotation)

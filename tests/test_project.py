@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from raabin_labeler.core.annotation import Box, Cell
+from raabin_labeler.core.project import Project
+from raabin_labeler.core.store import StoreError
+from raabin_labeler.errors import UserError
+
+
+def _project(tmp_path, make_photo, names=("b/IMG_10.jpg", "b/IMG_9.jpg", "a.png")):
+    photos = tmp_path / "photos"
+    for name in names:
+        make_photo(photos / name)
+    return Project.create(tmp_path / "proj", images=photos, experts=["expert-a"])
+
+
+def test_images_are_listed_in_natural_order(tmp_path, make_photo):
+    project = _project(tmp_path, make_photo)
+    assert project.images() == ["a.png", "b/IMG_9.jpg", "b/IMG_10.jpg"]
+    reopened = Project.open(tmp_path / "proj")
+    assert reopened.images() == project.images() and reopened.experts == ["expert-a"]
+
+
+def test_each_author_writes_only_their_own_file(tmp_path, make_photo):
+    project = _project(tmp_path, make_photo)
+    for who in ("expert-a", "expert-b"):
+        ann = project.load_or_new(who, "b/IMG_9.jpg")
+        project.save(ann.with_cell(Cell.new(Box(1, 1, 50, 50), "monocyte")))
+    assert (tmp_path / "proj/annotations/expert-a/b/IMG_9.jpg.json").exists()
+    assert (tmp_path / "proj/annotations/expert-b/b/IMG_9.jpg.json").exists()
+    assert project.progress("expert-a").cells_labeled == 1
+    assert project.authors() == ["expert-a", "expert-b"]
+
+
+def test_progress_counts_done_and_started_photos(tmp_path, make_photo):
+    from dataclasses import replace
+    project = _project(tmp_path, make_photo)
+    ann = project.load_or_new("expert-a", "a.png")
+    ann = ann.with_cell(Cell.new(Box(1, 1, 50, 50), "monocyte")).with_cell(Cell.new(Box(60, 1, 90, 50)))
+    project.save(replace(ann, status=replace(ann.status, done=True)))
+    project.save(project.load_or_new("expert-a", "b/IMG_9.jpg").with_cell(Cell.new(Box(1, 1, 9, 9), "basophil")))
+    progress = project.progress("expert-a")
+    assert (progress.images, progress.done, progress.in_progress, progress.cells_labeled) == (3, 1, 1, 2)
+    assert progress.summary() == "photos done 1 / 3 · cells labeled 2"
+
+
+def test_odd_author_names_and_paths_are_refused(tmp_path, make_photo):
+    project = _project(tmp_path, make_photo)
+    with pytest.raises(UserError, match="author name"):
+        project.annotation_path("../evil", "a.png")
+    with pytest.raises(ValueError, match="leaves the project"):
+        project.annotation_path("expert-a", "../../etc/passwd")
+
+
+def test_a_file_describing_another_photo_is_reported(tmp_path, make_photo):
+    project = _project(tmp_path, make_photo)
+    project.save(project.load_or_new("expert-a", "a.png"))
+    src = project.annotation_path("expert-a", "a.png")
+    dst = project.annotation_path("expert-a", "b/IMG_9.jpg")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(src.read_text())
+    with pytest.raises(StoreError, match="describes 'a.png'"):
+        project.load("expert-a", "b/IMG_9.jpg")
+
+
+def test_opening_a_folder_that_is_not_a_project_says_so(tmp_path):
+    with pytest.raises(UserError, match="not a raabin-labeler project"):
+        Project.open(tmp_path)
+    (tmp_path / "project.json").write_text(json.dumps({"format": "raabin-labeler-project/1", "default_box_size": "big"}))
+    with pytest.raises(StoreError, match="default_box_size"):
+        Project.open(tmp_path)

@@ -1,0 +1,117 @@
+"""Debounced saving off the Tk thread, with retries: no change is ever silently dropped.
+
+The window calls :meth:`Autosaver.tick` every ~100 ms from ``after``; a change is saved once
+``delay`` seconds pass without a newer one, on a worker thread. A failed save keeps the change
+pending, shows "save failed" and is retried; :meth:`flush` saves everything before closing.
+Clock and executor are injectable, so tests run it with a fake clock and synchronously.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Hashable
+
+from ..core.annotation import ImageAnnotation
+
+Key = tuple[str, str]  # (author id, image)
+
+
+@dataclass(frozen=True)
+class SaveState:
+    text: str  # "saved", "unsaved", "saving" or "save failed: …"
+    failed: bool = False
+
+
+def _key(annotation: ImageAnnotation) -> Key:
+    return annotation.author.id, annotation.image.path
+
+
+class Autosaver:
+    def __init__(self, save: Callable[[ImageAnnotation], object], *, delay: float = 0.5,
+                 retry_after: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                 executor: Executor | None = None):
+        self._save = save
+        self.delay = delay
+        self.retry_after = retry_after
+        self.clock = clock
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
+        self._pending: dict[Hashable, ImageAnnotation] = {}
+        self._last_change = 0.0
+        self._retry_at: float | None = None
+        self._in_flight: tuple[Future, Key, ImageAnnotation] | None = None
+        self.error: str | None = None
+        self.saves = 0
+
+    def changed(self, annotation: ImageAnnotation) -> None:
+        """Record the newest version of an annotation; call on the Tk thread."""
+        self._pending[_key(annotation)] = annotation
+        self._last_change = self.clock()
+
+    @property
+    def state(self) -> SaveState:
+        if self.error is not None:
+            return SaveState(f"save failed: {self.error}", failed=True)
+        if self._in_flight is not None:
+            return SaveState("saving")
+        return SaveState("unsaved" if self._pending else "saved")
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._pending) or self._in_flight is not None
+
+    def tick(self) -> SaveState:
+        """Collect a finished save and start the next one when due; cheap, never blocks."""
+        now = self.clock()
+        if self._in_flight is not None:
+            future, key, annotation = self._in_flight
+            if not future.done():
+                return self.state
+            self._in_flight = None
+            self._settle(key, annotation, future.exception(), now)
+        if self._pending and self._due(now):
+            key, annotation = next(iter(self._pending.items()))
+            self._in_flight = (self._executor.submit(self._save, annotation), key, annotation)
+            if self._in_flight[0].done():  # a synchronous executor: settle at once
+                self.tick()
+        return self.state
+
+    def _due(self, now: float) -> bool:
+        if self._retry_at is not None:
+            return now >= self._retry_at
+        return now - self._last_change >= self.delay
+
+    def _settle(self, key: Key, annotation: ImageAnnotation, exc: BaseException | None, now: float) -> None:
+        if exc is None:
+            self.saves += 1
+            if self._pending.get(key) is annotation:  # nothing newer arrived meanwhile
+                del self._pending[key]
+            if not self._pending:
+                self.error = None
+            self._retry_at = None
+        else:
+            self.error = str(exc)
+            self._retry_at = now + self.retry_after
+
+    def flush(self) -> str | None:
+        """Save everything now, on the calling thread; returns the error text if any save failed."""
+        if self._in_flight is not None:
+            future, key, annotation = self._in_flight
+            exc = future.exception()
+            self._in_flight = None
+            self._settle(key, annotation, exc, self.clock())
+        for key, annotation in list(self._pending.items()):
+            try:
+                self._save(annotation)
+            except Exception as exc:  # reported to the caller, kept pending
+                self.error = str(exc)
+                return self.error
+            self.saves += 1
+            del self._pending[key]
+        self.error = None
+        return None
+
+    def close(self) -> str | None:
+        error = self.flush()
+        self._executor.shutdown(wait=True)
+        return error

@@ -1,0 +1,369 @@
+"""The labeling window: canvas in the middle, photo list left, labels and details right.
+
+All user actions are commands in one registry (menus, keys and the shortcuts table come from
+it). Work off the Tk thread — decoding, saving — reports through queues drained every
+``POLL_MS`` by :meth:`MainWindow._poll`; callback errors go to :meth:`MainWindow.report_error`.
+"""
+from __future__ import annotations
+
+import logging
+import tkinter as tk
+import traceback
+from pathlib import Path
+from tkinter import messagebox, ttk
+from typing import Callable
+
+from ..app.commands import Command, CommandRegistry
+from ..app.labeling import LabelingController
+from ..app.photo_cache import PhotoCache
+from ..app.settings import Settings
+from ..errors import FileProblem
+from .canvas import PhotoCanvas
+from .panels import AcquisitionPanel, LabelPanel, Magnifier, PhotoList
+
+POLL_MS = 50
+PREFETCH = 2  # photos decoded ahead when moving forward
+log = logging.getLogger(__name__)
+
+
+class MainWindow:
+    def __init__(self, root: tk.Tk | tk.Toplevel, controller: LabelingController, settings: Settings,
+                 *, on_open_project: Callable[[Path | None], None] | None = None,
+                 on_switch_expert: Callable[[], None] | None = None):
+        self.root = root
+        self.controller = controller
+        self.settings = settings
+        self.on_open_project = on_open_project
+        self.on_switch_expert = on_switch_expert
+        self.errors: list[str] = []
+        self.cache = PhotoCache(max_photos=2 + PREFETCH, max_pixels=controller.project.max_pixels)
+        self.registry = CommandRegistry(settings.key_bindings)
+        self._chord_job: str | None = None
+        self._poll_job: str | None = None
+        self._status_text = tk.StringVar(value="")
+        self._note = tk.StringVar(value="")
+        root.report_callback_exception = self._callback_exception
+        self._build()
+        self._register_commands()
+        self._build_menus()
+        self._bind_keys()
+        controller.listeners.append(self._changed)
+        root.protocol("WM_DELETE_WINDOW", self.close)
+        self._poll_job = root.after(POLL_MS, self._poll)
+
+    # -- layout ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        style = ttk.Style(self.root)
+        style.configure("Heading.TLabel", font=("TkDefaultFont", 10, "bold"))
+        outer = ttk.Panedwindow(self.root, orient="horizontal")
+        outer.pack(fill="both", expand=True)
+        left = ttk.Frame(outer, padding=4)
+        self.photo_list = PhotoList(left, self.controller, self.open_image)
+        self.photo_list.pack(fill="both", expand=True)
+        nav = ttk.Frame(left)
+        nav.pack(fill="x")
+        ttk.Button(nav, text="◀ Previous", command=lambda: self.run("photo.previous")).pack(side="left")
+        ttk.Button(nav, text="Next ▶", command=lambda: self.run("photo.next")).pack(side="left")
+        ttk.Button(nav, text="Done ✓", command=lambda: self.run("photo.done")).pack(side="right")
+        center = ttk.Frame(outer)
+        self.canvas = PhotoCanvas(center, self.controller, width=1000, height=700)
+        self.canvas.pack(fill="both", expand=True)
+        self.canvas.show_label_text = self.settings.show_label_text
+        self.canvas.show_others = not self.settings.blind
+        self.canvas.on_view_change = self._remember_view
+        right = ttk.Frame(outer, padding=4)
+        self.labels = LabelPanel(right, self.controller)
+        self.labels.pack(fill="both", expand=True)
+        self.magnifier = Magnifier(right, self.controller)
+        self.magnifier.pack(fill="x", pady=4)
+        self.acquisition = AcquisitionPanel(right, self.controller, self.note)
+        self.acquisition.pack(fill="x")
+        outer.add(left, weight=0)
+        outer.add(center, weight=1)
+        outer.add(right, weight=0)
+        bar = ttk.Frame(self.root, padding=(6, 2))
+        bar.pack(fill="x", side="bottom")
+        ttk.Label(bar, textvariable=self._status_text).pack(side="left")
+        ttk.Label(bar, textvariable=self._note, foreground="#a03030").pack(side="right")
+
+    def note(self, text: str) -> None:
+        """A short message in the status bar (errors stay until the next message)."""
+        self._note.set(text)
+
+    # -- commands -------------------------------------------------------------------------
+    def run(self, command_id: str) -> None:
+        self.registry.run(command_id)
+
+    def _register_commands(self) -> None:
+        c, r = self.controller, self.registry
+        has_cell = lambda: c.selected is not None and c.editable()  # noqa: E731
+        add = lambda *a, **k: r.add(Command(*a, **k))  # noqa: E731
+        add("photo.next", "Next photo", lambda: self._go(c.next_photo), "<Next>", menu="Go")
+        add("photo.previous", "Previous photo", lambda: self._go(c.previous_photo), "<Prior>", menu="Go")
+        add("photo.next_unfinished", "Next photo with unlabeled cells", lambda: self._go(c.next_unfinished_photo),
+            "<Key-u>", menu="Go")
+        add("photo.done", "Mark photo done / not done", c.toggle_done, "<Control-d>", c.editable, menu="Go")
+        add("edit.undo", "Undo", c.undo, "<Control-z>", c.can_undo, menu="Edit")
+        add("edit.redo", "Redo", c.redo, "<Control-Shift-Z>", c.can_redo, menu="Edit")
+        add("edit.redo_y", "Redo (alternative)", c.redo, "<Control-y>", c.can_redo)
+        add("cell.delete", "Delete cell (reject a proposal)", c.delete_selected, "<Delete>", has_cell, menu="Edit")
+        add("cell.delete_backspace", "Delete cell (alternative)", c.delete_selected, "<BackSpace>", has_cell)
+        add("cell.accept", "Accept proposal as it is", c.accept_selected, "<Key-a>", has_cell, menu="Edit")
+        add("cell.reject", "Reject proposal", c.reject_selected, "<Key-x>", has_cell, menu="Edit")
+        add("cell.place", "Place a default-size box at the pointer",
+            lambda: c.place_box(*self.canvas.pointer_in_image()), "<Key-p>", c.editable, menu="Edit")
+        add("cell.next", "Next cell", lambda: self._select_and_show(True), "<Tab>")
+        add("cell.previous", "Previous cell", lambda: self._select_and_show(False), "<Shift-Tab>")
+        for key, (dx, dy) in {"Left": (-1, 0), "Right": (1, 0), "Up": (0, -1), "Down": (0, 1)}.items():
+            add(f"cell.nudge_{key.lower()}", f"Nudge cell {key.lower()} 1 px", lambda d=(dx, dy): c.nudge(*d),
+                f"<Key-{key}>", has_cell)
+            add(f"cell.nudge_{key.lower()}_10", f"Nudge cell {key.lower()} 10 px",
+                lambda d=(dx, dy): c.nudge(10 * d[0], 10 * d[1]), f"<Shift-{key}>", has_cell)
+        add("label.commit", "Keep the class without a sub-type", self._commit_chord, "<Return>")
+        for digit in "0123456789":
+            add(f"label.key_{digit}", f"Label key {digit}", lambda d=digit: self._label_key(d), f"<Key-{digit}>")
+        add("view.fit", "Fit photo", self.canvas.fit, "<Key-f>", menu="View")
+        add("view.actual", "Actual pixels (100 %)", lambda: self.canvas.zoom_to(1.0), "<Key-z>", menu="View")
+        add("view.zoom_in", "Zoom in", lambda: self.canvas.zoom_to(self.canvas.view.zoom * 1.25), "<Key-plus>",
+            menu="View")
+        add("view.zoom_in_eq", "Zoom in (alternative)", lambda: self.canvas.zoom_to(self.canvas.view.zoom * 1.25),
+            "<Key-equal>")
+        add("view.zoom_out", "Zoom out", lambda: self.canvas.zoom_to(self.canvas.view.zoom * 0.8), "<Key-minus>",
+            menu="View")
+        add("view.labels", "Show label text on boxes", self._toggle_label_text, "<Key-t>", menu="View")
+        add("view.blind", "Blind mode (hide other experts)", self._toggle_blind, None, menu="View")
+        add("file.open", "Open project…", self._open_project_dialog, "<Control-o>", menu="File")
+        add("file.switch_expert", "Switch expert…", self._switch_expert, None, menu="File")
+        add("file.save", "Save now", self._save_now, "<Control-s>", menu="File")
+        add("file.quit", "Quit", self.close, "<Control-q>", menu="File")
+        add("help.shortcuts", "Keyboard shortcuts", self.show_shortcuts, "<F1>", menu="Help")
+
+    def _build_menus(self) -> None:
+        bar = tk.Menu(self.root)
+        for name in ("File", "Edit", "Go", "View", "Help"):
+            menu = tk.Menu(bar, tearoff=False)
+            if name == "File" and self.settings.recent_projects:
+                recent = tk.Menu(menu, tearoff=False)
+                for path in self.settings.recent_projects:
+                    recent.add_command(label=path, command=lambda p=path: self._open_project(Path(p)))
+            for command in self.registry.in_menu(name):
+                key = self.registry.key_for(command.id)
+                accel = key.strip("<>").replace("Key-", "").replace("Control-", "Ctrl+") if key else ""
+                menu.add_command(label=command.label, accelerator=accel,
+                                 command=lambda cid=command.id: self.run(cid))
+            if name == "File" and self.settings.recent_projects:
+                menu.insert_cascade(1, label="Recent projects", menu=recent)
+            bar.add_cascade(label=name, menu=menu)
+        self.root.configure(menu=bar)
+
+    def _bind_keys(self) -> None:
+        """Keys are bound on the canvas, so typing in the acquisition fields labels nothing."""
+        for sequence, command_id in self.registry.bindings().items():
+            self.canvas.bind(sequence, lambda e, cid=command_id: self._key(cid))
+        self.canvas.focus_set()
+
+    def _key(self, command_id: str) -> str:
+        self.run(command_id)
+        return "break"  # Tab must not move the focus away, arrows must not scroll
+
+    # -- actions --------------------------------------------------------------------------
+    def _go(self, move: Callable[[], bool]) -> None:
+        before = self.controller.index
+        move()
+        if self.controller.index == before and self.controller.problem is None:
+            self.note("No further photo that way")
+
+    def open_image(self, image: str) -> None:
+        self.controller.open_image(image)
+
+    def _select_and_show(self, forward: bool) -> None:
+        self.controller.cycle(forward)
+        found = self.controller.find(self.controller.selected) if self.controller.selected else None
+        if found:
+            x1, y1, x2, y2 = self.canvas.screen_box(found[0].box)
+            w, h = self.canvas.winfo_width(), self.canvas.winfo_height()
+            if x2 < 0 or y2 < 0 or x1 > w or y1 > h:
+                self.canvas.center_on(found[0].box)
+
+    def _label_key(self, digit: str) -> None:
+        if self._chord_job is not None:
+            self.root.after_cancel(self._chord_job)
+            self._chord_job = None
+        self.controller.label_key(digit)
+        if self.controller.chord_parent is not None:
+            self._chord_job = self.root.after(self.settings.chord_timeout_ms, self._commit_chord)
+
+    def _commit_chord(self) -> None:
+        if self._chord_job is not None:
+            self.root.after_cancel(self._chord_job)
+            self._chord_job = None
+        self.controller.commit_chord()
+
+    def _toggle_label_text(self) -> None:
+        self.settings.show_label_text = self.canvas.show_label_text = not self.canvas.show_label_text
+        self.canvas.refresh()
+
+    def _toggle_blind(self) -> None:
+        self.settings.blind = not self.settings.blind
+        self.canvas.show_others = not self.settings.blind
+        self.note("Blind mode on: other experts hidden" if self.settings.blind else
+                  "Blind mode off: other experts' labels shown")
+        self.canvas.refresh()
+
+    def _save_now(self) -> None:
+        error = self.controller.autosaver.flush()
+        self.note(f"Save failed: {error}" if error else "Saved")
+        self._update_title()
+
+    def _open_project_dialog(self) -> None:
+        from tkinter import filedialog
+        folder = filedialog.askdirectory(parent=self.root, title="Open a raabin-labeler project")
+        if folder:
+            self._open_project(Path(folder))
+
+    def _open_project(self, folder: Path) -> None:
+        if self.on_open_project is not None:
+            self.on_open_project(folder)
+
+    def _switch_expert(self) -> None:
+        if self.on_switch_expert is not None:
+            self.on_switch_expert()
+
+    def show_shortcuts(self) -> None:
+        window = tk.Toplevel(self.root)
+        window.title("Keyboard shortcuts")
+        tree = ttk.Treeview(window, columns=("key",), height=24)
+        tree.heading("#0", text="Command")
+        tree.heading("key", text="Key")
+        tree.column("#0", width=320)
+        tree.column("key", width=160)
+        for command in self.registry.commands.values():
+            tree.insert("", "end", text=command.label, values=(self.registry.key_for(command.id) or "—",))
+        tree.pack(fill="both", expand=True)
+        ttk.Label(window, text="Label keys: a class digit, then a sub-type digit; Enter or a short pause keeps "
+                               "the class only. Ctrl+click places a default-size box. Rebind keys under "
+                               "\"key_bindings\" in settings.json.", wraplength=480).pack(padx=6, pady=6)
+        self.shortcuts_window = window
+
+    # -- reacting to the controller ---------------------------------------------------------
+    def _changed(self, what: str) -> None:
+        if what == "photo":
+            self._show_photo()
+            return
+        self.canvas.refresh()
+        self.labels.refresh()
+        self.magnifier.refresh(self.canvas.pyramid)
+        if what == "cells":
+            self.photo_list.update_current()
+        self._update_title()
+
+    def _show_photo(self) -> None:
+        c = self.controller
+        image = c.image
+        if image is None:
+            return
+        path = c.project.image_path(image)
+        pyramid = self.cache.request(path)
+        for ahead in c.images[c.index + 1:c.index + 1 + PREFETCH]:
+            self.cache.request(c.project.image_path(ahead))
+        self.canvas.message = None if c.problem is None else str(c.problem)
+        keep = self.settings.keep_zoom_between_photos and self.canvas.pyramid is not None
+        self.canvas._drawn.clear()
+        self.canvas.delete("cell")
+        self.canvas.set_pyramid(pyramid)
+        if not keep:
+            self.canvas.fit()
+        self.labels.refresh()
+        self.acquisition.refresh()
+        self.magnifier.refresh(pyramid)
+        self.photo_list.show_current()
+        self.photo_list.update_current()
+        self.settings.last_image[str(c.project.root.resolve())] = image
+        self._update_title()
+        if c.problem is not None:
+            self.root.after_idle(self._offer_backup)
+
+    def _offer_backup(self) -> None:
+        problem = self.controller.problem
+        if problem is None:
+            return
+        self.note(str(problem))
+        if not isinstance(problem, FileProblem) or not str(problem.path).endswith(".json"):
+            return
+        from ..core.store import backup_path
+        if not backup_path(problem.path).exists():
+            return
+        if messagebox.askyesno("Annotation file cannot be read",
+                               f"{problem}\n\nOpen the backup of this file instead? The unreadable file is "
+                               f"kept beside it.", parent=self.root):
+            try:
+                self.controller.restore_backup()
+            except FileProblem as exc:
+                self.note(f"The backup cannot be read either: {exc}")
+
+    def _remember_view(self) -> None:
+        v, key = self.canvas.view, str(self.controller.project.root.resolve())
+        if self.canvas.fitted:
+            self.settings.last_view.pop(key, None)
+        else:
+            self.settings.last_view[key] = [v.zoom, v.origin_x, v.origin_y]
+
+    def _update_title(self) -> None:
+        c = self.controller
+        state = c.autosaver.state.text
+        chord = f" · {c.taxonomy.display_name(c.chord_parent)} … (sub-type key or Enter)" if c.chord_parent else ""
+        position = f"{c.index + 1}/{len(c.images)}" if c.images else "no photos"
+        done = " ✓ done" if c.annotation is not None and c.annotation.status.done else ""
+        self.root.title(f"{c.image or ''} ({position}){done} — {c.project.name} — {c.expert} — {state}")
+        self._status_text.set(f"{c.expert} · {c.progress_text()} · {state}{chord}")
+
+    # -- the poll loop: decodes, saves --------------------------------------------------------
+    def _poll(self) -> None:
+        self._poll_job = None
+        try:
+            before = self.controller.autosaver.state
+            after = self.controller.autosaver.tick()
+            if after != before:
+                self._update_title()
+                if after.failed:
+                    self.note(after.text + " — retrying")
+            current = self.canvas.pyramid.path if self.canvas.pyramid else None
+            for _ in range(8):  # bounded batch per tick
+                try:
+                    path = self.cache.ready.get_nowait()
+                except Exception:
+                    break
+                if path == current:  # a decode for a photo the user left is simply kept cached
+                    self.canvas.set_pyramid(self.canvas.pyramid)
+                    self.magnifier.refresh(self.canvas.pyramid)
+        finally:
+            if self.root.winfo_exists():
+                self._poll_job = self.root.after(POLL_MS, self._poll)
+
+    # -- errors and closing -----------------------------------------------------------------
+    def _callback_exception(self, exc_type, exc, tb) -> None:
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("callback failed:\n%s", text)
+        self.errors.append(text)
+        self.note(f"Internal error: {exc} (your work is saved; see the log)")
+        try:
+            self.controller.autosaver.flush()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        error = self.controller.autosaver.flush()
+        if error and not messagebox.askyesno(
+                "Unsaved changes", f"Saving failed: {error}\n\nClose anyway and lose the last change?",
+                parent=self.root):
+            return
+        self.controller.close()
+        try:
+            self.settings.save()
+        except FileProblem:
+            pass
+        if self._poll_job is not None:
+            self.root.after_cancel(self._poll_job)
+            self._poll_job = None
+        self.cache.close()
+        self.root.destroy()

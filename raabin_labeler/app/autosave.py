@@ -38,7 +38,7 @@ class Autosaver:
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._pending: dict[Hashable, ImageAnnotation] = {}
         self._last_change = 0.0
-        self._retry_at: float | None = None
+        self._retry_at: dict[Hashable, float] = {}  # per photo: one failing photo blocks no other
         self._in_flight: tuple[Future, Key, ImageAnnotation] | None = None
         self.error: str | None = None
         self.saves = 0
@@ -47,6 +47,15 @@ class Autosaver:
         """Record the newest version of an annotation; call on the Tk thread."""
         self._pending[_key(annotation)] = annotation
         self._last_change = self.clock()
+
+    def latest(self, author_id: str, image: str) -> ImageAnnotation | None:
+        """The newest unsaved (or being saved) version, which is newer than the file on disk."""
+        key = (author_id, image)
+        if key in self._pending:
+            return self._pending[key]
+        if self._in_flight is not None and self._in_flight[1] == key:
+            return self._in_flight[2]
+        return None
 
     @property
     def state(self) -> SaveState:
@@ -69,16 +78,18 @@ class Autosaver:
                 return self.state
             self._in_flight = None
             self._settle(key, annotation, future.exception(), now)
-        if self._pending and self._due(now):
-            key, annotation = next(iter(self._pending.items()))
+        due = [k for k in self._pending if self._due(k, now)]
+        if due:
+            key = due[0]
+            annotation = self._pending[key]
             self._in_flight = (self._executor.submit(self._save, annotation), key, annotation)
             if self._in_flight[0].done():  # a synchronous executor: settle at once
                 self.tick()
         return self.state
 
-    def _due(self, now: float) -> bool:
-        if self._retry_at is not None:
-            return now >= self._retry_at
+    def _due(self, key: Hashable, now: float) -> bool:
+        if key in self._retry_at:
+            return now >= self._retry_at[key]
         return now - self._last_change >= self.delay
 
     def _settle(self, key: Key, annotation: ImageAnnotation, exc: BaseException | None, now: float) -> None:
@@ -86,30 +97,36 @@ class Autosaver:
             self.saves += 1
             if self._pending.get(key) is annotation:  # nothing newer arrived meanwhile
                 del self._pending[key]
-            if not self._pending:
+            self._retry_at.pop(key, None)
+            if not self._retry_at:
                 self.error = None
-            self._retry_at = None
         else:
             self.error = str(exc)
-            self._retry_at = now + self.retry_after
+            self._retry_at[key] = now + self.retry_after
 
     def flush(self) -> str | None:
-        """Save everything now, on the calling thread; returns the error text if any save failed."""
+        """Save everything now, on the calling thread; returns the errors' text if any failed.
+
+        A photo that cannot be saved stays pending and does not keep the others from saving.
+        """
         if self._in_flight is not None:
             future, key, annotation = self._in_flight
             exc = future.exception()
             self._in_flight = None
             self._settle(key, annotation, exc, self.clock())
+        errors = []
         for key, annotation in list(self._pending.items()):
             try:
                 self._save(annotation)
             except Exception as exc:  # reported to the caller, kept pending
-                self.error = str(exc)
-                return self.error
+                errors.append(str(exc))
+                self._retry_at[key] = self.clock() + self.retry_after
+                continue
             self.saves += 1
             del self._pending[key]
-        self.error = None
-        return None
+            self._retry_at.pop(key, None)
+        self.error = "; ".join(errors) or None
+        return self.error
 
     def close(self) -> str | None:
         error = self.flush()

@@ -62,7 +62,7 @@ class LabelingController:
 
     # -- notifications ------------------------------------------------------------------
     def _notify(self, what: str) -> None:
-        """``what`` is "photo", "cells", "selection" or "status"."""
+        """``what`` is "photo", "cells", "drag" (a box following the mouse), "selection" or "status"."""
         for listener in list(self.listeners):
             listener(what)
 
@@ -85,7 +85,7 @@ class LabelingController:
         self.problem = None
         image = self.images[index]
         try:
-            self.annotation = self.project.load_or_new(self.expert, image)
+            self.annotation = self._current_version(image)
         except FileProblem as exc:
             self.annotation = None
             self.problem = exc
@@ -95,6 +95,10 @@ class LabelingController:
         self._last_activity = None
         self._notify("photo")
         return self.problem is None
+
+    def _current_version(self, image: str) -> ImageAnnotation:
+        """The autosaver's unsaved version if there is one (it is newer than the file)."""
+        return self.autosaver.latest(self.expert, image) or self.project.load_or_new(self.expert, image)
 
     def open_image(self, image: str) -> bool:
         return self.open_index(self.images.index(image))
@@ -153,7 +157,7 @@ class LabelingController:
             return self._status_of(self.annotation, self.proposals)
         if image not in self._statuses:
             try:
-                ann = self.project.load(self.expert, image)
+                ann = self.autosaver.latest(self.expert, image) or self.project.load(self.expert, image)
             except StoreError:
                 self._statuses[image] = PhotoStatus("unreadable")
             else:
@@ -295,13 +299,18 @@ class LabelingController:
             return
         annotation, cell = adopted
         self.annotation = annotation.with_cell(replace(cell, box=box))
-        self._notify("cells")
+        self._notify("drag")
 
     def end_edit(self) -> None:
         start, self._edit_start = self._edit_start, None
         if start is None or self.annotation is None or self.annotation is start.annotation:
             return
         changed = self.annotation
+        before = {c.id: c.box for c in (*self.proposals, *start.annotation.cells)}
+        if all(before.get(c.id) == c.box for c in changed.cells):
+            self.annotation = start.annotation  # a click with a little jitter edits nothing
+            self._notify("cells")
+            return
         self.annotation = start.annotation
         stamped = changed.with_cells([c.edited() if c not in start.annotation.cells else c for c in changed.cells])
         self._commit(stamped, self.selected)
@@ -399,8 +408,11 @@ class LabelingController:
             if child is not None:
                 self.label_selected(child)
                 return child
-            self.label_selected(parent)  # a key that is no sub-type: the parent stands
-            return self.label_key(key) if self.taxonomy.by_hotkey(key) else parent
+            before = self.selected
+            self.label_selected(parent)  # a key that is no sub-type: the parent stands,
+            if self.selected != before and self.taxonomy.by_hotkey(key):  # and the key labels the next cell
+                return self.label_key(key)
+            return parent
         path = self.taxonomy.by_hotkey(key)
         if path is None or self.selected is None:
             return None
@@ -452,7 +464,8 @@ class LabelingController:
     def set_acquisition(self, acquisition: Acquisition, *, whole_folder: bool = False) -> int:
         """Set the photo's acquisition; with ``whole_folder`` every photo in its folder too.
 
-        Returns how many photos changed. Other photos are saved directly (they are not open).
+        Returns how many photos changed. Other photos go through the autosaver too, starting
+        from their unsaved version if they have one, so no pending edit is overwritten.
         """
         if self.annotation is None:
             return 0
@@ -465,10 +478,10 @@ class LabelingController:
                 if image == self.image or here != folder:
                     continue
                 try:
-                    ann = self.project.load_or_new(self.expert, image)
+                    ann = self._current_version(image)
                 except FileProblem:
-                    continue
-                self.project.save(replace(ann, acquisition=acquisition))
+                    continue  # an unreadable file is never overwritten
+                self.autosaver.changed(replace(ann, acquisition=acquisition))
                 changed += 1
         return changed
 

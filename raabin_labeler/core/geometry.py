@@ -76,12 +76,20 @@ def placed_box(cx: float, cy: float, size: int, width: int, height: int) -> Box:
 def reading_order(cells: Sequence[Cell], row_height: float | None = None) -> list[Cell]:
     """Cells top to bottom in rows, left to right within a row (Tab order).
 
-    Rows are bands of ``row_height`` (default: the median cell height), so cells that are
-    roughly level are visited left to right rather than by a pixel's difference in y.
+    A row starts at its topmost cell and takes every cell whose centre lies less than half
+    ``row_height`` (default: the median cell height) below that one, so cells that are roughly
+    level are visited left to right whatever a pixel's difference in y.
     """
     if not cells:
         return []
     if row_height is None:
         heights = sorted(c.box.height for c in cells)
         row_height = max(1.0, heights[len(heights) // 2])
-    return sorted(cells, key=lambda c: (int(c.box.center[1] // row_height), c.box.center[0], c.id))
+    rows: list[list[Cell]] = []
+    row_top = None
+    for cell in sorted(cells, key=lambda c: (c.box.center[1], c.box.center[0], c.id)):
+        if row_top is None or cell.box.center[1] - row_top > row_height / 2:
+            rows.append([])
+            row_top = cell.box.center[1]
+        rows[-1].append(cell)
+    return [cell for row in rows for cell in sorted(row, key=lambda c: (c.box.center[0], c.id))]

@@ -41,6 +41,7 @@ class PhotoCanvas(tk.Canvas):
         self._photo_item: int | None = None
         self._photo_ref: ImageTk.PhotoImage | None = None  # Tk forgets images nobody holds
         self._rendered_key: tuple | None = None
+        self._detail_job: str | None = None
         self._drawn: dict[str, _Drawn] = {}
         self._drag: dict | None = None
         self._space_down = False
@@ -128,10 +129,11 @@ class PhotoCanvas(tk.Canvas):
         self._space_down = False
 
     # -- drawing --------------------------------------------------------------------------
-    def set_pyramid(self, pyramid: Pyramid | None) -> None:
+    def set_pyramid(self, pyramid: Pyramid | None, render: bool = True) -> None:
         self.pyramid = pyramid
         self._rendered_key = None
-        self.refresh(photo=True)
+        if render:
+            self.refresh(photo=True)
 
     def refresh(self, photo: bool = False) -> None:
         """Bring the screen up to date; ``photo`` re-renders the photo when the view moved."""
@@ -139,7 +141,12 @@ class PhotoCanvas(tk.Canvas):
             self._render_photo()
         self._sync_cells()
 
-    def _render_photo(self) -> None:
+    def _render_photo(self, detail: bool = False) -> None:
+        """Paint the visible region: first from a coarse level (fast), detail right after.
+
+        A coarse level is enough for the first paint of the next photo (issue 3: ≤ 50 ms);
+        the sharper level follows a moment later unless the view moved on meanwhile.
+        """
         size = self.image_size()
         pyramid = self.pyramid
         cw, ch = self._size()
@@ -148,15 +155,19 @@ class PhotoCanvas(tk.Canvas):
             return
         self._show_message(self.message)
         region = self.view.visible_region(cw, ch, *size)
-        level = pyramid.best_for(self.view.zoom)
+        best = pyramid.best_for(self.view.zoom)
+        level = best if detail else pyramid.levels[0]
         key = (id(level[1]) if level else None, region, round(self.view.zoom, 6), cw, ch)
-        if key == self._rendered_key:
+        if key == self._rendered_key or (not detail and self._rendered_key is not None
+                                         and self._rendered_key[1:] == key[1:]):
             return
         self._rendered_key = key
         if region is None or level is None:
             self.delete("photo")
             self._photo_item = None
             return
+        if level is not best and self._detail_job is None:
+            self._detail_job = self.after(1, self._render_detail)  # after the coarse paint shows
         scale, source = level
         x0, y0, x1, y1 = region
         sx0, sy0, sx1, sy1 = self.view.to_screen(x0, y0) + self.view.to_screen(x1, y1)
@@ -164,13 +175,26 @@ class PhotoCanvas(tk.Canvas):
         crop = source.crop((x0 * scale, y0 * scale, x1 * scale, y1 * scale))
         resample = Image.NEAREST if self.view.zoom > 2 * scale else Image.BILINEAR
         shown = crop.resize((out_w, out_h), resample, reducing_gap=None if resample == Image.NEAREST else 2.0)
-        self._photo_ref = ImageTk.PhotoImage(shown, master=self)
+        if self._photo_ref is not None and (self._photo_ref.width(), self._photo_ref.height()) == shown.size:
+            self._photo_ref.paste(shown)  # reusing the Tk image is much cheaper than a new one
+        else:
+            self._photo_ref = ImageTk.PhotoImage(shown, master=self)
+            if self._photo_item is not None:
+                self.itemconfigure(self._photo_item, image=self._photo_ref)
         if self._photo_item is None:
             self._photo_item = self.create_image(sx0, sy0, anchor="nw", image=self._photo_ref, tags=("photo",))
             self.tag_lower("photo")
         else:
             self.coords(self._photo_item, sx0, sy0)
-            self.itemconfigure(self._photo_item, image=self._photo_ref)
+
+    def showing_detail(self) -> bool:
+        """Whether the photo on screen comes from the sharpest level this zoom can use."""
+        best = self.pyramid.best_for(self.view.zoom) if self.pyramid else None
+        return best is not None and self._rendered_key is not None and self._rendered_key[0] == id(best[1])
+
+    def _render_detail(self) -> None:
+        self._detail_job = None
+        self._render_photo(detail=True)
 
     def _show_message(self, text: str | None) -> None:
         self.delete("message")

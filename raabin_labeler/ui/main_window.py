@@ -251,6 +251,8 @@ class MainWindow:
             self._show_photo()
             return
         self.canvas.refresh()
+        if what == "drag":  # only the moved box changes while the mouse moves
+            return
         self.labels.refresh()
         self.magnifier.refresh(self.canvas.pyramid)
         if what == "cells":
@@ -270,7 +272,7 @@ class MainWindow:
         keep = self.settings.keep_zoom_between_photos and self.canvas.pyramid is not None
         self.canvas._drawn.clear()
         self.canvas.delete("cell")
-        self.canvas.set_pyramid(pyramid)
+        self.canvas.set_pyramid(pyramid, render=keep)
         if not keep:
             self.canvas.fit()
         self.labels.refresh()

@@ -13,7 +13,7 @@ from typing import Sequence
 from . import __version__
 from .errors import UserError
 
-COMMANDS = ("open", "sample")
+COMMANDS = ("open", "init", "import_", "export", "detect", "evaluate_detection", "sample")
 
 
 def build_parser() -> argparse.ArgumentParser:

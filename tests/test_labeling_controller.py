@@ -15,7 +15,7 @@ from raabin_labeler.core.annotation import Acquisition, Box, Cell
 from raabin_labeler.core.project import DETECTOR, Project
 from raabin_labeler.core.store import backup_path, load_annotation
 
-from conftest import write_photo
+from tests.conftest import write_photo
 
 EXPERT = "ann"
 PHOTOS = {"s1/p0.jpg": (800, 600), "s1/p1.jpg": (800, 600), "s1/p2.jpg": (800, 600),

@@ -42,7 +42,7 @@ class Label:
         return self.path.split(".", 1)[0]
 
 
-def _norm(name: str) -> str:
+def normalize_name(name: str) -> str:
     return re.sub(r"[\s_\-.()]+", " ", name.strip().lower()).strip()
 
 
@@ -62,7 +62,7 @@ class Taxonomy:
     def __post_init__(self) -> None:
         for label in self.labels.values():
             for alias in (label.path, label.key, label.name, label.matrix_name, *label.aliases):
-                self._lookup.setdefault(_norm(alias), label.path)
+                self._lookup.setdefault(normalize_name(alias), label.path)
 
     # -- reading -----------------------------------------------------------------------
     @classmethod
@@ -175,8 +175,8 @@ class Taxonomy:
 
         Raises KeyError for names that match nothing (the caller decides: extra label or error).
         """
-        norm = _norm(name)
-        if norm in {_norm(a) for a in self.unlabeled_aliases}:
+        norm = normalize_name(name)
+        if norm in {normalize_name(a) for a in self.unlabeled_aliases}:
             return None
         if norm in self._lookup:
             return self._lookup[norm]

@@ -1,0 +1,80 @@
+"""Writing one author's cells (two for Raabin JSON) in other tools' formats.
+
+Every annotation file is read before anything is written, so a broken file stops the export
+with a message naming it rather than leaving half an export behind. Rejected cells and cells
+marked as the duplicate of another are left out of every format.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from ...errors import UserError
+from ..project import Project
+from . import coco, crops, raabin, voc, yolo
+from .common import ExportItem, ProgressFn, no_progress
+from .importer import check_authors
+
+WRITERS: dict[str, ModuleType] = {"coco": coco, "voc": voc, "yolo": yolo, "raabin": raabin, "crops": crops}
+
+
+@dataclass
+class ExportReport:
+    photos: int
+    cells: dict[str, int]  # exported cells per author
+    rejected: int
+    duplicates: int
+    written: str
+
+    def lines(self) -> list[str]:
+        counts = " and ".join(f"{n} cell(s) of {author}" for author, n in self.cells.items())
+        out = [f"exported {counts} on {self.photos} photo(s): {self.written}"]
+        if self.rejected or self.duplicates:
+            out.append(f"left out {self.rejected} rejected cell(s) and {self.duplicates} marked as duplicates")
+        return out
+
+
+def export_annotations(project: Project, fmt: str, authors: list[str], out: Path,
+                       progress: ProgressFn = no_progress) -> ExportReport:
+    """Export ``authors``' annotations (Raabin JSON takes two: Label1, Label2) to folder ``out``."""
+    writer = WRITERS.get(fmt)
+    if writer is None:
+        raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(WRITERS)}")
+    check_authors(authors, writer.SLOTS, fmt)
+    images = project.images()
+    items: list[ExportItem] = []
+    for i, image in enumerate(images):
+        progress("reading", i, len(images), image)
+        annotations = tuple(project.load(author, image) for author in authors)
+        if any(a is not None for a in annotations):
+            items.append(ExportItem(image, annotations))
+    progress("reading", len(images), len(images), "")
+    if not items:
+        known = ", ".join(project.authors()) or "none yet"
+        raise UserError(f"{' and '.join(authors)}: no annotations in {project.root} (authors with files: {known})")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    cells = dict.fromkeys(authors, 0)
+    rejected = duplicates = 0
+    for item in items:
+        for annotation in filter(None, item.annotations):
+            rejected += sum(c.rejected for c in annotation.cells)
+            duplicates += sum(c.duplicate_of is not None and not c.rejected for c in annotation.cells)
+        for slot, author in enumerate(authors):
+            cells[author] += len(item.cells(slot))
+    done = 0
+
+    def advance(image: str) -> None:
+        nonlocal done
+        done += 1
+        progress("writing", done, len(items), image)
+
+    progress("writing", 0, len(items), "")
+    try:
+        written = writer.write(project, items, out, advance)
+    except OSError as exc:  # disk full, read-only share: one line, not a traceback
+        raise UserError(f"{exc.filename or out}: cannot write the export: {exc.strerror or exc}") from None
+    return ExportReport(len(items), cells, rejected, duplicates, written)

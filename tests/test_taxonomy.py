@@ -13,6 +13,7 @@ def test_default_tree_is_the_raabin_one():
     assert tax.rollup("lymphocyte.large") == "lymphocyte"
     assert tax.display_name("burst") == "Burst (smudge cell)"
     assert tax.display_name(None) == "Not labeled"
+    assert tax.display_name("neutrophil") == "Neutrophil ?"  # class sure, sub-type not
 
 
 def test_hotkeys_form_two_key_chords():

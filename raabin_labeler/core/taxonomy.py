@@ -161,7 +161,11 @@ class Taxonomy:
         return self.get(path).top
 
     def display_name(self, path: str | None) -> str:
-        return "Not labeled" if path is None else self.get(path).name
+        """The name shown for a label; a class with sub-types, given alone, reads "Neutrophil ?"."""
+        if path is None:
+            return "Not labeled"
+        label = self.get(path)
+        return f"{label.name} ?" if label.children else label.name
 
     def by_hotkey(self, key: str, parent: str | None = None) -> str | None:
         """The label a key press picks, at the top level or under ``parent``."""

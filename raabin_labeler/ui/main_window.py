@@ -313,7 +313,7 @@ class MainWindow:
     def _update_title(self) -> None:
         c = self.controller
         state = c.autosaver.state.text
-        chord = f" · {c.taxonomy.display_name(c.chord_parent)} … (sub-type key or Enter)" if c.chord_parent else ""
+        chord = f" · {c.taxonomy.get(c.chord_parent).name} … (sub-type key or Enter)" if c.chord_parent else ""
         position = f"{c.index + 1}/{len(c.images)}" if c.images else "no photos"
         done = " ✓ done" if c.annotation is not None and c.annotation.status.done else ""
         self.root.title(f"{c.image or ''} ({position}){done} — {c.project.name} — {c.expert} — {state}")

@@ -224,3 +224,22 @@ def test_detect_command_writes_only_detector_files(tmp_path, model):
     detect.register(sub)
     args = sub.choices["detect"].parse_args([str(project.root)])
     assert args.run(args) == 0  # everything done already: nothing to redo, still succeeds
+
+
+def test_detecting_a_photo_again_keeps_the_ids_experts_refer_to(tmp_path, model):
+    import shutil
+
+    from raabin_labeler.commands import detect
+    from raabin_labeler.core.jobs import SyncRunner
+    from raabin_labeler.core.project import Project
+
+    (photo,) = _bccd_val(1)
+    images = tmp_path / "photos"
+    images.mkdir()
+    shutil.copy(BCCD / "JPEGImages" / f"{photo.name}.jpg", images)
+    project = Project.create(tmp_path / "proj", images=images)
+    detect.detect_project(project, model, project.images(), runner=SyncRunner())
+    first = {c.id: c.box for c in project.load("detector", f"{photo.name}.jpg").cells}
+    detect.detect_project(project, model, project.images(), runner=SyncRunner())
+    again = {c.id: c.box for c in project.load("detector", f"{photo.name}.jpg").cells}
+    assert first and again == first

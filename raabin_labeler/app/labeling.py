@@ -20,6 +20,12 @@ from .autosave import Autosaver
 IDLE_CAP_SECONDS = 60  # time between two edits counts as work up to this much
 
 
+def unhandled_proposals(proposals: tuple[Cell, ...], cells: tuple[Cell, ...]) -> list[Cell]:
+    """Proposals with no record in the expert's cells, by id or by a box over the same cell."""
+    ids = {c.id for c in cells}
+    return [p for p in proposals if p.id not in ids and not any(p.box.iou(c.box) >= 0.5 for c in cells)]
+
+
 @dataclass(frozen=True)
 class PhotoStatus:
     state: str  # "not started", "in progress", "done", "unreadable"
@@ -165,10 +171,13 @@ class LabelingController:
                                          else PhotoStatus("not started", unlabeled=len(self._load_proposals(image))))
         return self._statuses[image]
 
+    def forget_status(self, image: str) -> None:
+        """Its files changed behind the controller's back (a background job): re-read later."""
+        self._statuses.pop(image, None)
+
     def _status_of(self, ann: ImageAnnotation, proposals: tuple[Cell, ...]) -> PhotoStatus:
-        ids = {c.id for c in ann.cells}
         unlabeled = sum(1 for c in ann.cells if not c.label and not c.rejected)
-        unlabeled += sum(1 for p in proposals if p.id not in ids)
+        unlabeled += len(unhandled_proposals(proposals, ann.cells))
         state = "done" if ann.status.done else ("in progress" if ann.cells else "not started")
         return PhotoStatus(state, len(ann.cells), unlabeled, ann.labeled_count())
 
@@ -184,9 +193,15 @@ class LabelingController:
         return self.annotation.cells if self.annotation else ()
 
     def open_proposals(self) -> list[Cell]:
-        """Detector cells the expert has neither accepted, labeled nor rejected yet."""
-        ids = {c.id for c in self.cells()}
-        return [p for p in self.proposals if p.id not in ids]
+        """Detector cells the expert has not handled yet: not accepted, labeled or rejected,
+        and not already covered by a box of the expert's own (IoU ≥ 0.5, FORMAT.md matching)."""
+        return unhandled_proposals(self.proposals, self.cells())
+
+    def reload_proposals(self) -> None:
+        """The detector wrote new proposals for the current photo (a background job)."""
+        if self.image is not None:
+            self.proposals = self._load_proposals(self.image)
+            self._notify("cells")
 
     def editable(self) -> bool:
         return self.annotation is not None

@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from ..core.annotation import Box, Cell, ImageAnnotation
-from ..core.detection import (DECODE_SIDE, DETECTOR_SOURCE, CellScale, ColorModel, LabeledPhoto,
-                              default_model, detect_photo, fit_color_model)
-from ..core.imageio import ImageError, open_reduced
+from ..core.detection import ColorModel, default_model, fit_color_model
 from ..core.jobs import Finished, ItemDone, Job, PoolRunner, Runner
-from ..core.project import DETECTOR, Project, author_for
+from ..core.project import DETECTOR, Project
+from ..core.proposals import detect_one, detection_tasks, save_proposals, training_photos
 from ..errors import UserError
 from ..progress import ProgressBar
-
-#: Labels that are not white blood cells: never nucleus examples when fitting.
-NOT_WBC = ("artifact",)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("detect", help="propose WBC boxes on every photo of a project",
@@ -37,52 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def project_scale(project: Project) -> CellScale | None:
-    value = project.data.get("cell_diameter_px")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 1:
-        raise UserError(f"{project.root / 'project.json'} (cell_diameter_px): expected a number of pixels above 1")
-    return CellScale(float(value))
-
-
-def training_photos(project: Project) -> list[LabeledPhoto]:
-    """Every photo with expert or consensus boxes, decoded reduced, boxes scaled to match."""
-    photos = []
-    for author in project.authors():
-        if author == DETECTOR:
-            continue
-        for image, annotation, _ in project.iter_annotations(author):
-            cells = [c for c in annotation.cells if not c.rejected and (c.label or "").split(".")[0] not in NOT_WBC] \
-                if annotation else []
-            if not cells:
-                continue
-            picture, ratio = open_reduced(project.image_path(image), DECODE_SIDE, project.max_pixels)
-            boxes = [tuple(round(v * ratio) for v in c.box.as_list()) for c in cells]
-            photos.append(LabeledPhoto(np.asarray(picture), boxes, name=f"{author}/{image}"))
-    return photos
-
-
-def detect_one(task: tuple[str, Path, ColorModel, CellScale | None]) -> list[tuple[tuple[int, int, int, int], float]]:
-    """Worker (a pool process): one photo's proposals as plain tuples."""
-    _, path, model, scale = task
-    try:
-        return [(p.box, p.confidence) for p in detect_photo(path, model, scale) if p.kind == "wbc"]
-    except ImageError as exc:  # re-raised plainly: the pool must pickle it back
-        raise ValueError(str(exc)) from None
-
-
-def proposals_annotation(project: Project, image: str, found) -> ImageAnnotation:
-    cells = tuple(replace(Cell.new(Box(*box), source=DETECTOR_SOURCE), extra={"confidence": confidence})
-                  for box, confidence in found)
-    return ImageAnnotation(project.image_ref(image), author_for(DETECTOR), cells)
-
-
 def detect_project(project: Project, model: ColorModel, images: list[str],
                    runner: Runner | None = None) -> tuple[int, list[str]]:
     """Proposals for ``images`` into annotations/detector/: (photos written, error lines)."""
-    scale = project_scale(project)
-    tasks = [(image, project.image_path(image), model, scale) for image in images]
+    tasks = detection_tasks(project, model, images)
     job = Job("detect", detect_one, tasks, runner=runner or PoolRunner(processes=True),
               describe=lambda task: task[0])
     errors: list[str] = []
@@ -95,7 +44,7 @@ def detect_project(project: Project, model: ColorModel, images: list[str],
                 image = event.outcome.item[0]
                 if event.outcome.error is None:
                     try:
-                        project.save(proposals_annotation(project, image, event.outcome.value))
+                        save_proposals(project, image, event.outcome.value)
                         written += 1
                     except UserError as exc:
                         errors.append(str(exc))

@@ -8,6 +8,7 @@ swap the runner for :class:`SyncRunner` (napari's ``force_sync``, Porcupine's te
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import queue
 import threading
@@ -84,15 +85,21 @@ class PoolRunner:
     within ``POLL_SECONDS`` plus the time of the items already running.
     """
 
-    def __init__(self, workers: int | None = None, processes: bool = True):
+    def __init__(self, workers: int | None = None, processes: bool = True, start_method: str | None = None):
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.processes = processes
+        self.start_method = start_method  # "spawn" from a GUI: forking a threaded Tk process is unsafe
+
+    def _pool(self):
+        if not self.processes:
+            return ThreadPoolExecutor(max_workers=self.workers)
+        context = multiprocessing.get_context(self.start_method) if self.start_method else None
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
 
     def imap(self, func, items, cancel):
-        pool_type = ProcessPoolExecutor if self.processes else ThreadPoolExecutor
         pending: dict[Future, Any] = {}
         feed = iter(items)
-        with pool_type(max_workers=self.workers) as pool:
+        with self._pool() as pool:
             try:
                 for item in itertools.islice(feed, 2 * self.workers):
                     pending[pool.submit(func, item)] = item

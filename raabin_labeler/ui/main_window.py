@@ -17,8 +17,13 @@ from ..app.commands import Command, CommandRegistry
 from ..app.labeling import LabelingController
 from ..app.photo_cache import PhotoCache
 from ..app.settings import Settings
+from ..core.detection import default_model
+from ..core.jobs import Finished, ItemDone, Job, PoolRunner, Runner
+from ..core.project import DETECTOR
+from ..core.proposals import detect_one, detection_tasks, save_proposals
 from ..errors import FileProblem
 from .canvas import PhotoCanvas
+from .jobs_panel import JobsPanel
 from .panels import AcquisitionPanel, LabelPanel, Magnifier, PhotoList
 
 POLL_MS = 50
@@ -36,6 +41,9 @@ class MainWindow:
         self.on_open_project = on_open_project
         self.on_switch_expert = on_switch_expert
         self.errors: list[str] = []
+        #: How background jobs run; tests swap in a synchronous runner.
+        self.job_runner: Callable[[int], Runner] = lambda n: (
+            PoolRunner(processes=True, start_method="spawn") if n > 1 else PoolRunner(workers=1, processes=False))
         self.cache = PhotoCache(max_photos=2 + PREFETCH, max_pixels=controller.project.max_pixels)
         self.registry = CommandRegistry(settings.key_bindings)
         self._chord_job: str | None = None
@@ -78,6 +86,8 @@ class MainWindow:
         self.magnifier.pack(fill="x", pady=4)
         self.acquisition = AcquisitionPanel(right, self.controller, self.note)
         self.acquisition.pack(fill="x")
+        self.jobs = JobsPanel(right)
+        self.jobs.pack(fill="x", pady=(4, 0))
         outer.add(left, weight=0)
         outer.add(center, weight=1)
         outer.add(right, weight=0)
@@ -132,6 +142,13 @@ class MainWindow:
             menu="View")
         add("view.labels", "Show label text on boxes", self._toggle_label_text, "<Key-t>", menu="View")
         add("view.blind", "Blind mode (hide other experts)", self._toggle_blind, None, menu="View")
+        idle = lambda: not self.jobs.busy  # noqa: E731
+        add("detect.photo", "Detect cells on this photo", lambda: self.detect([c.image]), "<Control-e>",
+            lambda: idle() and c.image is not None, menu="Tools")
+        add("detect.project", "Detect cells on every photo without proposals",
+            lambda: self.detect([i for i in c.images if not c.project.has_annotation(DETECTOR, i)]), None, idle,
+            menu="Tools")
+        add("jobs.cancel", "Cancel the background job", self.jobs.cancel, None, lambda: self.jobs.busy, menu="Tools")
         add("file.open", "Open project…", self._open_project_dialog, "<Control-o>", menu="File")
         add("file.switch_expert", "Switch expert…", self._switch_expert, None, menu="File")
         add("file.save", "Save now", self._save_now, "<Control-s>", menu="File")
@@ -140,7 +157,7 @@ class MainWindow:
 
     def _build_menus(self) -> None:
         bar = tk.Menu(self.root)
-        for name in ("File", "Edit", "Go", "View", "Help"):
+        for name in ("File", "Edit", "Go", "View", "Tools", "Help"):
             menu = tk.Menu(bar, tearoff=False)
             if name == "File" and self.settings.recent_projects:
                 recent = tk.Menu(menu, tearoff=False)
@@ -209,6 +226,36 @@ class MainWindow:
         self.note("Blind mode on: other experts hidden" if self.settings.blind else
                   "Blind mode off: other experts' labels shown")
         self.canvas.refresh()
+
+    def detect(self, images: list[str]) -> None:
+        """Detector proposals for ``images`` in the background; files are written as they come."""
+        if not images:
+            self.note("Every photo has proposals already")
+            return
+        c = self.controller
+        tasks = detection_tasks(c.project, default_model(), images)
+        job = Job("Detect cells", detect_one, tasks, runner=self.job_runner(len(tasks)),
+                  describe=lambda task: task[0])
+        self.jobs.start(job, self._proposals_arrived, self._detection_finished)
+
+    def _proposals_arrived(self, event: ItemDone) -> None:
+        if event.outcome.error is not None:
+            return
+        image = event.outcome.item[0]
+        c = self.controller
+        try:
+            save_proposals(c.project, image, event.outcome.value)
+        except FileProblem as exc:
+            self.note(str(exc))
+            return
+        c.forget_status(image)
+        if image == c.image:
+            c.reload_proposals()
+        self.photo_list.update_row(image)
+
+    def _detection_finished(self, event: Finished) -> None:
+        self.note(f"Detection: {event.last_error}" if event.last_error else "")
+        self._update_title()
 
     def _save_now(self) -> None:
         error = self.controller.autosaver.flush()
@@ -329,6 +376,7 @@ class MainWindow:
                 self._update_title()
                 if after.failed:
                     self.note(after.text + " — retrying")
+            self.jobs.poll()
             current = self.canvas.pyramid.path if self.canvas.pyramid else None
             for _ in range(8):  # bounded batch per tick
                 try:
@@ -367,5 +415,6 @@ class MainWindow:
         if self._poll_job is not None:
             self.root.after_cancel(self._poll_job)
             self._poll_job = None
+        self.jobs.cancel()
         self.cache.close()
         self.root.destroy()

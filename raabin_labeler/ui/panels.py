@@ -101,8 +101,11 @@ class PhotoList(ttk.Frame):
             self.show_current()
 
     def update_current(self) -> None:
-        image = self.controller.image
-        if image and self.tree.exists(image):
+        if self.controller.image:
+            self.update_row(self.controller.image)
+
+    def update_row(self, image: str) -> None:
+        if self.tree.exists(image):
             status = self.controller.photo_status(image)
             self.tree.item(image, values=(status.state, status.cells or ""))
 

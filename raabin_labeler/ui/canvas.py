@@ -157,23 +157,24 @@ class PhotoCanvas(tk.Canvas):
         region = self.view.visible_region(cw, ch, *size)
         best = pyramid.best_for(self.view.zoom)
         level = best if detail else pyramid.levels[0]
-        key = (id(level[1]) if level else None, region, round(self.view.zoom, 6), cw, ch)
+        # The quick pass samples the nearest pixel (a few ms); the detail pass filters properly.
+        resample = Image.BILINEAR if detail and self.view.zoom <= 2 * best[0] else Image.NEAREST
+        key = (id(level[1]) if level else None, resample, region, round(self.view.zoom, 6), cw, ch)
         if key == self._rendered_key or (not detail and self._rendered_key is not None
-                                         and self._rendered_key[1:] == key[1:]):
+                                         and self._rendered_key[2:] == key[2:]):
             return
         self._rendered_key = key
         if region is None or level is None:
             self.delete("photo")
             self._photo_item = None
             return
-        if level is not best and self._detail_job is None:
-            self._detail_job = self.after(1, self._render_detail)  # after the coarse paint shows
+        if not detail and self._detail_job is None:
+            self._detail_job = self.after(1, self._render_detail)  # after the quick paint shows
         scale, source = level
         x0, y0, x1, y1 = region
         sx0, sy0, sx1, sy1 = self.view.to_screen(x0, y0) + self.view.to_screen(x1, y1)
         out_w, out_h = max(1, round(sx1 - sx0)), max(1, round(sy1 - sy0))
         crop = source.crop((x0 * scale, y0 * scale, x1 * scale, y1 * scale))
-        resample = Image.NEAREST if self.view.zoom > 2 * scale else Image.BILINEAR
         shown = crop.resize((out_w, out_h), resample, reducing_gap=None if resample == Image.NEAREST else 2.0)
         if self._photo_ref is not None and (self._photo_ref.width(), self._photo_ref.height()) == shown.size:
             self._photo_ref.paste(shown)  # reusing the Tk image is much cheaper than a new one
@@ -190,7 +191,8 @@ class PhotoCanvas(tk.Canvas):
     def showing_detail(self) -> bool:
         """Whether the photo on screen comes from the sharpest level this zoom can use."""
         best = self.pyramid.best_for(self.view.zoom) if self.pyramid else None
-        return best is not None and self._rendered_key is not None and self._rendered_key[0] == id(best[1])
+        return (best is not None and self._rendered_key is not None and self._rendered_key[0] == id(best[1])
+                and self._detail_job is None)
 
     def _render_detail(self) -> None:
         self._detail_job = None

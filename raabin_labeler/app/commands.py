@@ -18,6 +18,7 @@ class Command:
     default_key: str | None = None  # a Tk event sequence such as "<Control-z>"
     enabled: Callable[[], bool] = lambda: True
     menu: str | None = None  # the menu it appears in, if any
+    checked: Callable[[], bool] | None = None  # for on/off settings: shown with a tick
 
     def run(self) -> bool:
         """Run if enabled; returns whether it ran."""

@@ -140,8 +140,14 @@ class MainWindow:
             "<Key-equal>")
         add("view.zoom_out", "Zoom out", lambda: self.canvas.zoom_to(self.canvas.view.zoom * 0.8), "<Key-minus>",
             menu="View")
-        add("view.labels", "Show label text on boxes", self._toggle_label_text, "<Key-t>", menu="View")
-        add("view.blind", "Blind mode (hide other experts)", self._toggle_blind, None, menu="View")
+        add("view.labels", "Show label text on boxes", self._toggle_label_text, "<Key-t>", menu="View",
+            checked=lambda: self.canvas.show_label_text)
+        add("view.blind", "Blind mode (hide other experts)", self._toggle_blind, None, menu="View",
+            checked=lambda: self.settings.blind)
+        add("view.keep_zoom", "Keep the zoom when changing photo", self._toggle_keep_zoom, None, menu="View",
+            checked=lambda: self.settings.keep_zoom_between_photos)
+        add("edit.advance", "Move to the next unlabeled cell after labeling", self._toggle_advance, None,
+            menu="Edit", checked=lambda: self.controller.advance_after_label)
         idle = lambda: not self.jobs.busy  # noqa: E731
         add("detect.photo", "Detect cells on this photo", lambda: self.detect([c.image]), "<Control-e>",
             lambda: idle() and c.image is not None, menu="Tools")
@@ -157,21 +163,35 @@ class MainWindow:
 
     def _build_menus(self) -> None:
         bar = tk.Menu(self.root)
+        self._menu_vars: dict[str, tk.BooleanVar] = {}
         for name in ("File", "Edit", "Go", "View", "Tools", "Help"):
             menu = tk.Menu(bar, tearoff=False)
             if name == "File" and self.settings.recent_projects:
                 recent = tk.Menu(menu, tearoff=False)
                 for path in self.settings.recent_projects:
                     recent.add_command(label=path, command=lambda p=path: self._open_project(Path(p)))
-            for command in self.registry.in_menu(name):
+                menu.add_cascade(label="Recent projects", menu=recent)
+            commands = self.registry.in_menu(name)
+            for command in commands:
                 key = self.registry.key_for(command.id)
                 accel = key.strip("<>").replace("Key-", "").replace("Control-", "Ctrl+") if key else ""
-                menu.add_command(label=command.label, accelerator=accel,
-                                 command=lambda cid=command.id: self.run(cid))
-            if name == "File" and self.settings.recent_projects:
-                menu.insert_cascade(1, label="Recent projects", menu=recent)
+                run = lambda cid=command.id: self.run(cid)  # noqa: E731
+                if command.checked is not None:
+                    var = self._menu_vars[command.id] = tk.BooleanVar(value=command.checked())
+                    menu.add_checkbutton(label=command.label, accelerator=accel, variable=var, command=run)
+                else:
+                    menu.add_command(label=command.label, accelerator=accel, command=run)
+            menu.configure(postcommand=lambda m=menu, cs=commands: self._refresh_menu(m, cs))
             bar.add_cascade(label=name, menu=menu)
         self.root.configure(menu=bar)
+
+    def _refresh_menu(self, menu: tk.Menu, commands: list[Command]) -> None:
+        """Grey out what cannot run now and tick the settings that are on, as the menu opens."""
+        for command in commands:
+            index = menu.index(command.label)
+            menu.entryconfigure(index, state="normal" if command.enabled() else "disabled")
+            if command.id in self._menu_vars:
+                self._menu_vars[command.id].set(command.checked())
 
     def _bind_keys(self) -> None:
         """Keys are bound on the canvas, so typing in the acquisition fields labels nothing."""
@@ -256,6 +276,17 @@ class MainWindow:
     def _detection_finished(self, event: Finished) -> None:
         self.note(f"Detection: {event.last_error}" if event.last_error else "")
         self._update_title()
+
+    def _toggle_keep_zoom(self) -> None:
+        self.settings.keep_zoom_between_photos = not self.settings.keep_zoom_between_photos
+        self.note("Zoom kept between photos" if self.settings.keep_zoom_between_photos else
+                  "Each photo opens fitted")
+
+    def _toggle_advance(self) -> None:
+        self.settings.advance_after_label = self.controller.advance_after_label = \
+            not self.controller.advance_after_label
+        self.note("Labeling moves to the next unlabeled cell" if self.controller.advance_after_label else
+                  "Labeling stays on the cell")
 
     def _save_now(self) -> None:
         error = self.controller.autosaver.flush()

@@ -1,0 +1,256 @@
+"""Adjudication: the lead's final label for each cell the two experts disagree on (issue 7, item 5).
+
+The consensus is an ordinary author (``annotations/consensus/<image>.json``, saved through
+``Project.save``) so every export reads it (``export --who consensus``). Each consensus cell
+says how it got there in extra keys:
+
+- ``decision``: ``"agreed"`` (both experts gave this label; written automatically),
+  ``"adjudicated"`` (the lead picked the label) or ``"sent_back"`` (the lead returned the cell
+  to the experts; label empty);
+- ``decided_by``, ``decided_at``: the lead's name and the UTC time;
+- ``expert_labels`` / ``expert_cells``: each expert's label (null: not labeled or rejected) and
+  cell id at the time, so a later change by the experts is visible.
+
+Rules on re-opening: "agreed" cells follow the experts (re-derived each time, removed when the
+experts no longer agree); "adjudicated" cells are final; a "sent_back" cell goes back into the
+queue (or becomes "agreed") as soon as either expert's label differs from the one recorded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+from ..errors import UserError
+from .agreement import CellPair, PairedImage, ProgressFn, no_progress
+from .annotation import Acquisition, Cell, ImageAnnotation, ImageRef, now_iso
+from .project import CONSENSUS, Project, author_for
+
+AGREED, ADJUDICATED, SENT_BACK = "agreed", "adjudicated", "sent_back"
+DECISIONS = (AGREED, ADJUDICATED, SENT_BACK)
+
+
+def consensus_cell(pair: CellPair, label: str | None, decision: str, who: str, when: str,
+                   expert_a: str, expert_b: str) -> Cell:
+    """The consensus record of a pair: A's box (else B's) under A's cell id (else B's)."""
+    if decision not in DECISIONS:
+        raise ValueError(f"decision {decision!r}: expected one of {DECISIONS}")
+    extra = {"decision": decision, "decided_by": who, "decided_at": when,
+             "expert_labels": {expert_a: pair.label_a, expert_b: pair.label_b},
+             "expert_cells": {expert_a: pair.a.id if pair.a else None, expert_b: pair.b.id if pair.b else None}}
+    return Cell(pair.cell_id, pair.box, label, f"consensus:{decision}", created=when, modified=when, extra=extra)
+
+
+def decision_of(cell: Cell | None) -> str | None:
+    return cell.extra.get("decision") if cell is not None else None
+
+
+def still_valid(cell: Cell, pair: CellPair, expert_a: str, expert_b: str) -> bool:
+    """Whether a lead's decision still stands for the experts' current labels (see module doc)."""
+    decision = decision_of(cell)
+    if decision == ADJUDICATED:
+        return True
+    if decision == SENT_BACK:
+        return cell.extra.get("expert_labels") == {expert_a: pair.label_a, expert_b: pair.label_b}
+    return False
+
+
+@dataclass(frozen=True)
+class AdjudicationItem:
+    """A cell the experts disagree on (or only one labeled), waiting for the lead."""
+
+    pair: CellPair
+    ref: ImageRef
+    acquisition: Acquisition
+
+    @property
+    def image(self) -> str:
+        return self.pair.image
+
+    @property
+    def cell_id(self) -> str:
+        return self.pair.cell_id
+
+    @property
+    def one_expert_only(self) -> bool:
+        return self.pair.label_a is None or self.pair.label_b is None
+
+
+class _ConsensusFiles:
+    """The consensus annotations, loaded once per photo and saved on every change."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self._cache: dict[str, ImageAnnotation | None] = {}
+        self._by_id: dict[str, dict[str, Cell]] = {}
+
+    def get(self, image: str) -> ImageAnnotation | None:
+        if image not in self._cache:
+            self._remember(image, self.project.load(CONSENSUS, image))
+        return self._cache[image]
+
+    def _remember(self, image: str, annotation: ImageAnnotation | None) -> None:
+        self._cache[image] = annotation
+        self._by_id[image] = {c.id: c for c in annotation.cells} if annotation else {}
+
+    def cell(self, image: str, cell_id: str) -> Cell | None:
+        self.get(image)
+        return self._by_id[image].get(cell_id)
+
+    def put(self, image: str, ref: ImageRef, acquisition: Acquisition, cells: Sequence[Cell]) -> None:
+        annotation = self.get(image) or replace(ImageAnnotation.empty(ref, author_for(CONSENSUS)),
+                                                acquisition=acquisition)
+        annotation = annotation.with_cells(cells)
+        self.project.save(annotation)
+        self._remember(image, annotation)
+
+    def set_cell(self, item: AdjudicationItem, cell: Cell | None) -> None:
+        current = self.get(item.image)
+        cells = [c for c in (current.cells if current else ()) if c.id != item.cell_id]
+        if cell is not None:
+            cells.append(cell)
+        self.put(item.image, item.ref, item.acquisition, cells)
+
+
+def write_agreed(project: Project, images: Sequence[PairedImage], expert_a: str, expert_b: str, lead: str,
+                 progress: ProgressFn = no_progress, clock: Callable[[], str] = now_iso,
+                 files: _ConsensusFiles | None = None) -> int:
+    """Bring the automatic "agreed" cells up to date; returns how many photos' files changed.
+
+    Lead decisions that still stand are kept, as are cells someone added by hand (no
+    ``decision``); a file is only rewritten when its content changes.
+    """
+    files = files or _ConsensusFiles(project)
+    changed = 0
+    for i, paired in enumerate(images):
+        progress("consensus", i, len(images), paired.image)
+        current = files.get(paired.image)
+        old = {c.id: c for c in current.cells} if current else {}
+        pair_of = {p.cell_id: p for p in paired.pairs if p.labeled}
+        cells: list[Cell] = []
+        for cell in old.values():  # keep the lead's standing decisions and hand-made cells
+            decision = decision_of(cell)
+            pair = pair_of.get(cell.id)
+            if decision is None or (decision != AGREED and pair is not None
+                                    and still_valid(cell, pair, expert_a, expert_b)):
+                cells.append(cell)
+            elif decision == ADJUDICATED:  # the pair vanished (a box deleted): the decision stays
+                cells.append(cell)
+        kept = {c.id for c in cells}
+        for pair in paired.pairs:
+            if not pair.agreed or pair.cell_id in kept:
+                continue
+            previous = old.get(pair.cell_id)
+            if (previous is not None and decision_of(previous) == AGREED and previous.label == pair.label_a
+                    and previous.box == pair.box):
+                cells.append(previous)  # unchanged: keep its original time stamp
+            else:
+                cells.append(consensus_cell(pair, pair.label_a, AGREED, lead, clock(), expert_a, expert_b))
+        if current is None and not cells:
+            continue
+        if current is None or list(current.cells) != cells:
+            files.put(paired.image, paired.ref, paired.acquisition, cells)
+            changed += 1
+    progress("consensus", len(images), len(images), "")
+    return changed
+
+
+class AdjudicationSession:
+    """The lead's queue of disagreements: decide, send back, undo; each step saved at once.
+
+    ``current`` is the item on screen; ``decide`` and ``send_back`` record a decision for it and
+    move to the next undecided item; ``undo`` restores the consensus cell as it was and returns
+    to that item. Opening a session writes the automatic "agreed" cells first.
+    """
+
+    def __init__(self, project: Project, images: Sequence[PairedImage], expert_a: str, expert_b: str,
+                 lead: str, clock: Callable[[], str] = now_iso, progress: ProgressFn = no_progress):
+        if not lead or not lead.strip():
+            raise UserError("say who adjudicates: the lead's name is recorded with every decision")
+        self.project, self.expert_a, self.expert_b = project, expert_a, expert_b
+        self.lead, self.clock = lead.strip(), clock
+        self._files = _ConsensusFiles(project)
+        write_agreed(project, images, expert_a, expert_b, self.lead, progress, clock, self._files)
+        self.items: list[AdjudicationItem] = [
+            AdjudicationItem(pair, paired.ref, paired.acquisition)
+            for paired in images for pair in paired.pairs if pair.labeled and not pair.agreed]
+        self._undo: list[tuple[int, Cell | None]] = []
+        self.index = self._next_open(0)
+
+    # -- state ----------------------------------------------------------------------------
+    def decision(self, index: int) -> Cell | None:
+        """The standing consensus cell of item ``index``, None while it is undecided."""
+        item = self.items[index]
+        cell = self._files.cell(item.image, item.cell_id)
+        return cell if cell is not None and still_valid(cell, item.pair, self.expert_a, self.expert_b) else None
+
+    def is_decided(self, index: int) -> bool:
+        return self.decision(index) is not None
+
+    @property
+    def current(self) -> AdjudicationItem | None:
+        return self.items[self.index] if 0 <= self.index < len(self.items) else None
+
+    @property
+    def decided(self) -> int:
+        return sum(self.is_decided(i) for i in range(len(self.items)))
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    @property
+    def finished(self) -> bool:
+        return self.decided == self.total
+
+    def progress_text(self) -> str:
+        return f"decided {self.decided} / {self.total}"
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    # -- navigation ------------------------------------------------------------------------
+    def _next_open(self, start: int) -> int:
+        """The first undecided item from ``start`` on (wrapping); len(items) when none is left."""
+        n = len(self.items)
+        for k in range(n):
+            i = (start + k) % n
+            if not self.is_decided(i):
+                return i
+        return n
+
+    def select(self, index: int) -> AdjudicationItem:
+        if not 0 <= index < len(self.items):
+            raise IndexError(index)
+        self.index = index
+        return self.items[index]
+
+    # -- decisions ---------------------------------------------------------------------------
+    def decide(self, label: str) -> None:
+        """The lead's final label for the current item (any label of the taxonomy)."""
+        if label not in self.project.taxonomy:
+            raise UserError(f"label {label!r} is not in the project's taxonomy")
+        self._record(label, ADJUDICATED)
+
+    def send_back(self) -> None:
+        """Return the current cell to the experts; it comes back when their labels change."""
+        self._record(None, SENT_BACK)
+
+    def _record(self, label: str | None, decision: str) -> None:
+        item = self.current
+        if item is None:
+            raise UserError("nothing to decide: every disagreement has a decision")
+        previous = self._files.cell(item.image, item.cell_id)
+        cell = consensus_cell(item.pair, label, decision, self.lead, self.clock(), self.expert_a, self.expert_b)
+        self._files.set_cell(item, cell)
+        self._undo.append((self.index, previous))
+        self.index = self._next_open(self.index + 1)
+
+    def undo(self) -> AdjudicationItem | None:
+        """Take back the last decision; returns the item it concerned (now current again)."""
+        if not self._undo:
+            return None
+        index, previous = self._undo.pop()
+        self._files.set_cell(self.items[index], previous)
+        self.index = index
+        return self.items[index]

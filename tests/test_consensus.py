@@ -1,0 +1,130 @@
+"""Adjudication to a consensus: automatic agreed cells, decide, send back, undo, files on disk."""
+from __future__ import annotations
+
+import json
+from itertools import count
+
+import pytest
+
+from raabin_labeler.core.agreement import pair_experts
+from raabin_labeler.core.annotation import Acquisition, Box, Cell, ImageAnnotation
+from raabin_labeler.core.consensus import AdjudicationSession
+from raabin_labeler.core.project import CONSENSUS, Project, author_for
+from raabin_labeler.errors import UserError
+
+
+def cell(cid: str, x1: int, label: str | None) -> Cell:
+    return Cell(cid, Box(x1, 10, x1 + 40, 50), label)
+
+
+def save(project: Project, author: str, image: str, cells: list[Cell]) -> None:
+    project.save(ImageAnnotation(project.image_ref(image), author_for(author), tuple(cells),
+                                 Acquisition(smear="S3")))
+
+
+@pytest.fixture
+def project(tmp_path, make_photo) -> Project:
+    project = Project.create(tmp_path / "p", experts=["A", "B"])
+    make_photo(project.images_dir / "img1.jpg", 300, 200)
+    make_photo(project.images_dir / "img2.jpg", 300, 200, seed=1)
+    save(project, "A", "img1.jpg", [cell("agree", 0, "monocyte"), cell("d1", 50, "neutrophil.band"),
+                                    cell("only-a", 100, "basophil"), cell("none", 150, None)])
+    save(project, "B", "img1.jpg", [cell("agree", 0, "monocyte"), cell("d1", 50, "neutrophil.meta"),
+                                    cell("none", 150, None)])
+    save(project, "A", "img2.jpg", [cell("d2", 0, "lymphocyte.small"), cell("agree2", 100, "eosinophil")])
+    save(project, "B", "img2.jpg", [cell("d2", 0, "lymphocyte.large"), cell("agree2", 100, "eosinophil")])
+    return project
+
+
+def clock():
+    ticks = count()
+    return lambda: f"2026-12-01T10:00:{next(ticks):02d}Z"
+
+
+def consensus_cells(project: Project, image: str) -> dict[str, dict]:
+    data = json.loads(project.annotation_path(CONSENSUS, image).read_text())
+    assert data["author"] == {"kind": "consensus", "id": "consensus"}
+    return {c["id"]: c for c in data["cells"]}
+
+
+def open_session(project: Project) -> AdjudicationSession:
+    return AdjudicationSession(project, pair_experts(project, "A", "B"), "A", "B", "lead", clock=clock())
+
+
+def test_adjudication_round_trip(project):
+    session = open_session(project)
+    # agreed cells go into the consensus by themselves, marked as such
+    agreed = consensus_cells(project, "img1.jpg")["agree"]
+    assert agreed["label"] == "monocyte" and agreed["decision"] == "agreed"
+    assert agreed["expert_labels"] == {"A": "monocyte", "B": "monocyte"}
+    assert consensus_cells(project, "img2.jpg")["agree2"]["label"] == "eosinophil"
+    # the queue: disagreements and cells only one expert labeled, not the unlabeled one
+    assert [i.cell_id for i in session.items] == ["d1", "only-a", "d2"]
+    assert session.progress_text() == "decided 0 / 3" and session.current.cell_id == "d1"
+    assert session.items[1].one_expert_only and not session.items[0].one_expert_only
+
+    session.decide("neutrophil.meta")
+    d1 = consensus_cells(project, "img1.jpg")["d1"]
+    assert (d1["label"], d1["decision"], d1["decided_by"]) == ("neutrophil.meta", "adjudicated", "lead")
+    assert d1["decided_at"].startswith("2026-12-01T10:00")
+    assert d1["expert_labels"] == {"A": "neutrophil.band", "B": "neutrophil.meta"}
+    assert session.current.cell_id == "only-a"
+
+    session.send_back()
+    sent = consensus_cells(project, "img1.jpg")["only-a"]
+    assert sent["label"] is None and sent["decision"] == "sent_back"
+    assert session.current.cell_id == "d2" and session.decided == 2
+
+    assert session.undo().cell_id == "only-a"
+    assert "only-a" not in consensus_cells(project, "img1.jpg")
+    assert session.current.cell_id == "only-a" and session.decided == 1
+    assert session.undo().cell_id == "d1"
+    assert set(consensus_cells(project, "img1.jpg")) == {"agree"}
+    assert session.undo() is None and not session.can_undo
+
+    session.decide("neutrophil.band")
+    session.send_back()
+    session.decide("lymphocyte.small")
+    assert session.finished and session.current is None
+    with pytest.raises(UserError, match="nothing to decide"):
+        session.decide("monocyte")
+
+
+def test_reopened_session_keeps_decisions_and_requeues_changed_sent_back(project):
+    session = open_session(project)
+    session.decide("neutrophil.meta")
+    session.send_back()  # only-a
+    again = open_session(project)
+    assert again.decided == 2 and again.current.cell_id == "d2"
+    # B now labels the sent-back cell like A: it becomes agreed and leaves the queue
+    save(project, "B", "img1.jpg", [cell("agree", 0, "monocyte"), cell("d1", 50, "neutrophil.meta"),
+                                    cell("only-a", 100, "basophil")])
+    third = open_session(project)
+    assert [i.cell_id for i in third.items] == ["d1", "d2"]
+    assert third.is_decided(0) and third.current.cell_id == "d2"
+    cells = consensus_cells(project, "img1.jpg")
+    assert cells["only-a"]["decision"] == "agreed" and cells["only-a"]["label"] == "basophil"
+    assert cells["d1"]["decision"] == "adjudicated"  # a lead's decision stands
+    # a sent-back cell the experts change but still disagree on comes back undecided
+    third.select(1)
+    third.send_back()  # d2
+    save(project, "A", "img2.jpg", [cell("d2", 0, "monocyte"), cell("agree2", 100, "eosinophil")])
+    fourth = open_session(project)
+    assert fourth.current.cell_id == "d2" and fourth.progress_text() == "decided 1 / 2"
+
+
+def test_decide_refuses_unknown_label_and_needs_a_lead(project):
+    session = open_session(project)
+    with pytest.raises(UserError, match="not in the project's taxonomy"):
+        session.decide("platelet")
+    assert session.decided == 0
+    with pytest.raises(UserError, match="who adjudicates"):
+        AdjudicationSession(project, [], "A", "B", " ")
+
+
+def test_agreed_cells_are_not_rewritten_when_nothing_changed(project):
+    open_session(project)
+    path = project.annotation_path(CONSENSUS, "img1.jpg")
+    before = path.stat().st_mtime_ns, path.read_text()
+    open_session(project)
+    assert (path.stat().st_mtime_ns, path.read_text()) == before

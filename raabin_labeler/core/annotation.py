@@ -85,6 +85,12 @@ class Box:
 
     @classmethod
     def parse(cls, value: Any, where: str = "box") -> "Box":
+        if type(value) is list and len(value) == 4 and all(type(v) is int for v in value) \
+                and -MAX_COORD <= min(value) and max(value) <= MAX_COORD:
+            try:  # the common case, taken fast: 80,000 cells load in the agreement view
+                return cls(*value)
+            except AnnotationError as exc:
+                raise AnnotationError(where, exc.problem) from None
         if not isinstance(value, (list, tuple)) or len(value) != 4:
             raise AnnotationError(where, "expected [x1, y1, x2, y2]")
         coords = [_int(v, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -155,8 +161,9 @@ class Cell:
     modified: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    KNOWN = ("id", "box", "label", "source", "nucleus_mask", "duplicate_of", "rejected",
-             "created", "modified")
+    KNOWN = frozenset(("id", "box", "label", "source", "nucleus_mask", "duplicate_of", "rejected",
+                       "created", "modified"))
+    _TEXT = ("label", "source", "duplicate_of", "created", "modified")
 
     @classmethod
     def new(cls, box: Box, label: str | None = None, source: str | None = None) -> "Cell":
@@ -169,6 +176,10 @@ class Cell:
         cell_id = data.get("id")
         if not isinstance(cell_id, str) or not cell_id.strip():
             raise AnnotationError(f"{where}.id", "every cell needs a non-empty id")
+        for key in cls._TEXT:
+            value = data.get(key)
+            if value is not None and type(value) is not str:
+                raise AnnotationError(f"{where}.{key}", f"expected text, got {type(value).__name__}")
         mask = _opt_str(data, "nucleus_mask", where)
         if mask is not None:
             try:
@@ -178,14 +189,13 @@ class Cell:
         rejected = data.get("rejected", False)
         if not isinstance(rejected, bool):
             raise AnnotationError(f"{where}.rejected", "expected true or false")
-        label = _opt_str(data, "label", where)
+        known = cls.KNOWN
         return cls(
             id=cell_id, box=Box.parse(data.get("box"), f"{where}.box"),
-            label=label or None, source=_opt_str(data, "source", where),
-            nucleus_mask=mask, duplicate_of=_opt_str(data, "duplicate_of", where),
-            rejected=rejected, created=_opt_str(data, "created", where),
-            modified=_opt_str(data, "modified", where),
-            extra={k: v for k, v in data.items() if k not in cls.KNOWN})
+            label=data.get("label") or None, source=data.get("source"),
+            nucleus_mask=mask, duplicate_of=data.get("duplicate_of"),
+            rejected=rejected, created=data.get("created"), modified=data.get("modified"),
+            extra={} if data.keys() <= known else {k: v for k, v in data.items() if k not in known})
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "box": self.box.as_list(), "label": self.label,

@@ -243,3 +243,75 @@ def test_detecting_a_photo_again_keeps_the_ids_experts_refer_to(tmp_path, model)
     detect.detect_project(project, model, project.images(), runner=SyncRunner())
     again = {c.id: c.box for c in project.load("detector", f"{photo.name}.jpg").cells}
     assert first and again == first
+
+
+# --- scale on a dense field, evaluation on a project's own truth -------------------------------
+
+
+def test_red_cell_size_holds_on_a_dense_field_of_a_large_photo():
+    """Gaps enclosed by touching red cells are not pale centres, however small a fraction of the
+    photo they are (a 13 MP photo's red cells are ~5 % of its width, BCCD's ~17 %)."""
+    from raabin_labeler.core.detection import rbc_diameter
+    rng = np.random.default_rng(3)
+    rbcs = [(int(x + rng.normal(0, 3)), int(y + rng.normal(0, 3)))
+            for y in range(40, 1200, 68) for x in range(40 + (y // 68 % 2) * 36, 1600, 74)]
+    rgb = _smear([], rbcs, size=(1200, 1600))
+    diameter = rbc_diameter(rgb)
+    assert diameter is not None and 0.8 * 76 <= diameter <= 1.15 * 76, diameter
+
+
+def _truth_project(tmp_path):
+    """A project of one synthetic photo and a "truth" author: three WBCs, a burst cell the
+    colour filter cannot see (nothing drawn there), and a stain spot labelled artifact."""
+    from raabin_labeler.core.annotation import Box, Cell, ImageAnnotation
+    from raabin_labeler.core.project import Project, author_for
+
+    cells = [((150, 140), ROUND), ((450, 150), LOBED), ((300, 360), KIDNEY)]
+    rgb = _smear(cells, rbcs=[(560, 400), (80, 400), (600, 300)], spots=[(420, 420)])
+    images = tmp_path / "photos"
+    images.mkdir()
+    Image.fromarray(rgb).save(images / "smear.png")
+    project = Project.create(tmp_path / "proj", images=images)
+    project.data["cell_diameter_px"] = 2 * CELL_R
+    project.save_settings()
+    labels = ["lymphocyte.small", "neutrophil.mature", "monocyte"]
+    truth = [Cell.new(Box(*_cell_box(x, y)), label) for ((x, y), _), label in zip(cells, labels)]
+    truth += [Cell.new(Box(520, 20, 620, 120), "burst"), Cell.new(Box(403, 403, 437, 437), "artifact")]
+    project.save(ImageAnnotation(project.image_ref("smear.png"), author_for("truth"), tuple(truth)))
+    return Project.open(project.root)
+
+
+def test_project_evaluation_scores_wbcs_and_burst_and_keeps_artifacts_apart(tmp_path, model):
+    from raabin_labeler.commands.evaluate_detection import read_project_truth, score_project
+    from raabin_labeler.core.jobs import SyncRunner
+
+    project = _truth_project(tmp_path)
+    truth = read_project_truth(project, "truth")
+    result = score_project(project, truth, model, runner=SyncRunner())
+    assert (result.wbc.truth, result.wbc.matched, result.wbc.proposed) == (4, 3, 3)
+    assert result.per_class == {"neutrophil": (1, 1), "lymphocyte": (1, 1), "monocyte": (1, 1), "burst": (0, 1)}
+    assert (result.artifacts, result.wbc_on_artifact) == (1, 0)
+    assert result.wbc.mean_iou > 0.7
+
+
+def test_evaluate_detection_command_on_a_project(tmp_path, capsys, model):
+    import argparse
+
+    from raabin_labeler.commands import evaluate_detection
+    from raabin_labeler.errors import UserError
+
+    project = _truth_project(tmp_path)
+    sub = argparse.ArgumentParser().add_subparsers()
+    evaluate_detection.register(sub)
+    parser = sub.choices["evaluate-detection"]
+    args = parser.parse_args(["--project", str(project.root), "--truth", "truth"])
+    assert args.run(args) == 0
+    out = capsys.readouterr().out
+    assert "recall 0.7500 (3/4)" in out and "precision 1.0000 (3/3)" in out
+    assert "burst 0/1" in out and "artifact cells 1" in out
+    args = parser.parse_args(["--project", str(project.root), "--truth", "expert-z"])
+    with pytest.raises(UserError, match="expert-z"):
+        args.run(args)
+    args = parser.parse_args(["--project", str(project.root), "--truth", "truth", "--fit"])
+    with pytest.raises(UserError, match="other than 'truth'"):
+        args.run(args)  # the truth author's own labels never train the model it scores

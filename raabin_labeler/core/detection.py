@@ -44,8 +44,10 @@ CELL_REACH = 0.7
 SURVEY_SIDE = 512
 #: When a photo shows no red cells to measure, assume BCCD's framing (a WBC ≈ 0.3 of the long side).
 FALLBACK_CELL_FRACTION = 0.3
-#: Holes in stained areas smaller than this fraction of the photo are red cells' pale centres.
+#: Holes in stained areas larger than this fraction of the photo are background, never pale centres.
 SMALL_HOLE = 0.005
+#: A hole this convex (area / convex hull area) is a red cell's pale centre, not a gap between cells.
+PALE_CENTRE_SOLIDITY = 0.8
 #: detect_photo decodes at most this long side (JPEG: a 1/4-size DCT decode of a 4160×3120 photo).
 DECODE_SIDE = 1040
 
@@ -176,27 +178,52 @@ def _reduce(rgb: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=method)
 
 
+def _fill_pale_centres(stained: np.ndarray) -> np.ndarray:
+    """``stained`` with red cells' pale centres filled and the gaps between red cells left open.
+
+    A pale centre is a round hole; a gap enclosed by touching red cells is bounded by their
+    convex outlines, so its sides bow inwards (the gap between three touching discs has a
+    solidity of ≈ 0.4). Telling them apart by shape holds at any magnification, where a size
+    limit (a fraction of the photo) fills the gaps of a dense field on a high-resolution photo
+    and makes its red cells look like one big blob.
+    """
+    contours, hierarchy = cv2.findContours(stained, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return stained
+    limit = SMALL_HOLE * stained.size
+    holes = []
+    for contour, (_, _, _, parent) in zip(contours, hierarchy[0]):
+        if parent < 0:
+            continue  # an outer boundary, not a hole
+        area = cv2.contourArea(contour)
+        if area < limit and area >= PALE_CENTRE_SOLIDITY * cv2.contourArea(cv2.convexHull(contour)):
+            holes.append(contour)
+    filled = stained.copy()
+    cv2.drawContours(filled, holes, -1, 1, -1)
+    return filled
+
+
 def rbc_diameter(rgb: np.ndarray) -> float | None:
     """The typical red-cell diameter in px, or None when the photo shows too few stained cells.
 
-    Stained objects are darker in green than the background (Otsu on G). Small holes (red
-    cells' pale centres) are filled, large ones (background ringed by touching red cells) are
-    not; the 90th percentile of the distance to background is then about a red cell's radius,
-    even where red cells overlap.
+    Stained objects are darker in green than the background (Otsu on G); pale centres are
+    filled. Each red cell then has a peak of the distance to background at its centre whose
+    height is its radius, also where red cells overlap (two overlapping discs keep both
+    centre peaks, of height R); the median peak height is the typical radius. Peaks are
+    taken among points at least 0.5 × a first radius guess (the 90th percentile of the
+    distance) apart, so necks and rims between cells do not count.
     """
     green = cv2.GaussianBlur(np.ascontiguousarray(rgb[..., 1]), (0, 0), 1.0)
     _, stained = cv2.threshold(green, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     if not 0.02 < stained.mean() < 0.95:
         return None
-    _, gaps, stats, _ = cv2.connectedComponentsWithStats(1 - stained, connectivity=4)
-    x, y, w, h, area = stats.T
-    enclosed = (x > 0) & (y > 0) & (x + w < stained.shape[1]) & (y + h < stained.shape[0])
-    small_hole = enclosed & (area < SMALL_HOLE * stained.size)
-    small_hole[0] = False  # label 0 is the stained area itself
-    stained = (stained.astype(bool) | small_hole[gaps]).astype(np.uint8)
+    stained = _fill_pale_centres(stained)
     depth = cv2.distanceTransform(stained, cv2.DIST_L2, 5)
-    radius = float(np.percentile(depth[stained > 0], 90))
-    return 2 * radius if radius >= 2 else None
+    guess = float(np.percentile(depth[stained > 0], 90))
+    if guess < 2:
+        return None
+    peaks = (depth >= cv2.dilate(depth, _disc(max(1, round(guess / 2))))) & (depth >= guess / 2)
+    return 2 * float(np.median(depth[peaks]))
 
 
 def estimate_cell_scale(rgb: np.ndarray, model: ColorModel) -> CellScale:

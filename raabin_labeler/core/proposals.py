@@ -36,11 +36,14 @@ def project_scale(project: Project) -> CellScale | None:
     return CellScale(float(value))
 
 
-def training_photos(project: Project) -> list[LabeledPhoto]:
-    """Every photo with expert or consensus boxes, decoded reduced, boxes scaled to match."""
+def training_photos(project: Project, exclude: tuple[str, ...] = ()) -> list[LabeledPhoto]:
+    """Every photo with expert or consensus boxes, decoded reduced, boxes scaled to match.
+
+    ``exclude`` names authors left out (an evaluation keeps its truth author out of the fit).
+    """
     photos = []
     for author in project.authors():
-        if author == DETECTOR:
+        if author == DETECTOR or author in exclude:
             continue
         for image, annotation, _ in project.iter_annotations(author):
             cells = [c for c in annotation.cells if not c.rejected and (c.label or "").split(".")[0] not in NOT_WBC] \

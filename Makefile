@@ -31,7 +31,9 @@ $(BIN)/raabin-labeler: setup.cfg pyproject.toml
 	touch $@
 
 sample: venv
-	$(BIN)/python -m raabin_labeler.sample --out sample_data
+	rm -rf sample_data
+	$(BIN)/python -m raabin_labeler.sample --out sample_data --seed 7
+	$(BIN)/raabin-labeler detect sample_data
 
 bench: venv
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -107,6 +107,7 @@ def generate_sample(out: Path, config: SampleConfig = SampleConfig(),
     plan = plan_sample(config)
     project = Project.create(out, name="Synthetic smears (sample)", experts=list(EXPERTS))
     project.data["default_box_size"] = round(13 * config.px_per_um)  # a mid-sized white cell
+    project.data["cell_diameter_px"] = round(12.5 * config.px_per_um)  # the detector's size scale
     project.data["sample"] = {"made_by": "raabin-labeler sample", "seed": config.seed, "photos": config.photos}
     project.save_settings()
     backup_path(out / "project.json").unlink()  # a fresh project needs no backup of itself

@@ -12,7 +12,7 @@ from typing import Callable
 
 from ..core import geometry
 from ..core.annotation import Acquisition, Box, Cell, ImageAnnotation
-from ..core.project import DETECTOR, Project
+from ..core.project import DETECTOR, Project, author_for
 from ..core.store import StoreError
 from ..errors import FileProblem
 from .autosave import Autosaver
@@ -103,8 +103,28 @@ class LabelingController:
         return self.problem is None
 
     def _current_version(self, image: str) -> ImageAnnotation:
-        """The autosaver's unsaved version if there is one (it is newer than the file)."""
-        return self.autosaver.latest(self.expert, image) or self.project.load_or_new(self.expert, image)
+        """The autosaver's unsaved version if there is one (it is newer than the file).
+
+        A photo this expert has not opened yet starts with the acquisition details another
+        author already entered for it: smear, camera and microscope are facts, not opinions.
+        """
+        pending = self.autosaver.latest(self.expert, image)
+        if pending is not None:
+            return pending
+        existing = self.project.load(self.expert, image)
+        if existing is not None:
+            return existing
+        new = ImageAnnotation.empty(self.project.image_ref(image), author_for(self.expert))
+        for author in self.project.authors():
+            if author in (self.expert, DETECTOR):
+                continue
+            try:
+                other = self.project.load(author, image)
+            except StoreError:
+                continue
+            if other is not None and other.acquisition.to_dict():
+                return replace(new, acquisition=other.acquisition)
+        return new
 
     def open_image(self, image: str) -> bool:
         return self.open_index(self.images.index(image))

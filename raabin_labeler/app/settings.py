@@ -57,8 +57,10 @@ class Settings:
                 setattr(settings, f.name, data[f.name])
         return settings
 
-    def save(self, path: Path | None = None) -> None:
-        write_json(path or config_dir() / "settings.json", asdict(self), overwrite_broken=True)
+    def save(self, path: Path | None = None, data: dict[str, Any] | None = None) -> None:
+        """Save these settings, or ``data`` (a snapshot taken on the Tk thread) from a worker."""
+        write_json(path or config_dir() / "settings.json", data if data is not None else asdict(self),
+                   overwrite_broken=True)
 
     def remember_project(self, folder: Path) -> None:
         text = str(Path(folder).resolve())

@@ -1,0 +1,147 @@
+"""Speed of the Easy-GT nucleus masks on 575×575 crops (issue 6: batch ≥ 200 crops/s/core,
+live slider ≤ 16 ms from slider move to updated overlay).
+
+Crops: squares around the BCCD WBC boxes, resized to 575×575 (the Raabin crop size).
+Baseline, measured in the same run: the same steps written plainly (float64 gray world and
+CMYK, scikit-image Otsu on the image, scipy labelling and hole filling), as in the Easy-GT
+program. Figures are medians over repeats (the machine is shared and noisy).
+
+    .venv/bin/python benchmarks/nucleus_speed.py
+"""
+from __future__ import annotations
+
+import csv
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+from skimage.filters import threshold_multiotsu, threshold_otsu
+
+from raabin_labeler.commands.nucleus import make_masks, write_mask
+from raabin_labeler.core.imageio import open_image, to_array
+from raabin_labeler.core.nucleus import FITTED, WORK_SIZE, NucleusSession
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CROPS = 40
+REPEATS = 5
+
+
+def crops() -> list[np.ndarray]:
+    out = []
+    with open(DATA / "bccd" / "wbc_boxes_corrected.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:CROPS]
+    for row in rows:
+        image = np.asarray(Image.open(DATA / "bccd" / "JPEGImages" / f"{row['image']}.jpg").convert("RGB"))
+        x1, y1, x2, y2 = (int(float(row[k])) for k in ("xmin", "ymin", "xmax", "ymax"))
+        side = max(x2 - x1, y2 - y1)
+        cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+        h, w = image.shape[:2]
+        sx, sy = min(max(0, cx - side // 2), max(0, w - side)), min(max(0, cy - side // 2), max(0, h - side))
+        square = image[sy:sy + side, sx:sx + side]
+        out.append(cv2.resize(square, (WORK_SIZE, WORK_SIZE), interpolation=cv2.INTER_LINEAR))
+    return out
+
+
+def baseline_mask(rgb: np.ndarray) -> np.ndarray:
+    """The steps of FITTED written plainly, as a reference for the speed-ups."""
+    f = rgb.astype(np.float64)
+    means = f.reshape(-1, 3).mean(axis=0)
+    balanced = np.clip(f * (means.mean() / means), 0, 255).astype(np.uint8).astype(np.float64) / 255
+    blue, green = balanced[..., 2], balanced[..., 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        channel = np.where(blue > 0, np.clip(blue - green, 0, None) / blue, 0)
+    channel = np.floor(channel * 255 + 0.5).astype(np.uint8)
+    t2 = threshold_otsu(channel)
+    _, t3_up = threshold_multiotsu(channel, classes=3)
+    mask = channel > np.floor((1 - FITTED.alpha) * t2 + FITTED.alpha * t3_up)
+    labels, count = ndi.label(mask)
+    if count > 1:
+        sizes = np.bincount(labels.ravel())[1:]
+        mask = np.isin(labels, np.flatnonzero(sizes >= sizes.max() / 10) + 1)
+    mask = ndi.binary_fill_holes(mask)
+    radius = int(round(FITTED.dilate * np.sqrt(mask.sum())))
+    if radius:
+        yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+        mask = ndi.binary_dilation(mask, yy ** 2 + xx ** 2 <= radius ** 2)
+    return mask
+
+
+def nucleus_and_cell(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    session = NucleusSession(rgb, FITTED)
+    return session.crop_mask(), session.cell_mask()
+
+
+def per_second(func, items, clock=time.perf_counter) -> float:
+    """Median over REPEATS of items per second, one core (``clock``: wall or this process' CPU)."""
+    rates = []
+    for _ in range(REPEATS):
+        start = clock()
+        for item in items:
+            func(item)
+        rates.append(len(items) / (clock() - start))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    cv2.setNumThreads(1)  # one core: the batch runs one process per core
+    images = crops()
+    base = per_second(baseline_mask, images)
+    nucleus = per_second(lambda rgb: NucleusSession(rgb, FITTED).crop_mask(), images)
+    full = per_second(nucleus_and_cell, images)
+    print(f"575x575 crops, one core, median of {REPEATS} x {len(images)} crops")
+    print(f"  baseline (plain numpy/scipy/skimage) : {base:7.1f} crops/s")
+    # On a shared machine the wall clock counts time other processes held the core; the CPU
+    # clock of this process is what one free core would give.
+    base_cpu = per_second(baseline_mask, images, time.process_time)
+    nucleus_cpu = per_second(lambda rgb: NucleusSession(rgb, FITTED).crop_mask(), images, time.process_time)
+    print(f"  nucleus mask (NucleusSession)        : {nucleus:7.1f} crops/s  ratio {nucleus / base:5.2f}  target 200")
+    print(f"  the same per CPU second              : {nucleus_cpu:7.1f} crops/s  ratio {nucleus_cpu / base_cpu:5.2f}"
+          f"  (baseline {base_cpu:.1f})")
+    print(f"  nucleus + cell outline               : {full:7.1f} crops/s  ratio {full / base:5.2f}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "crops"
+        folder.mkdir()
+        for i, rgb in enumerate(images):
+            Image.fromarray(rgb).save(folder / f"crop{i:03d}.jpg", quality=95)  # as Raabin's crops
+        paths = sorted(folder.iterdir())
+        tasks = [(p, Path(tmp) / "masks1", False) for p in paths]
+        (Path(tmp) / "masks1").mkdir()
+        worker = per_second(write_mask, tasks)
+        decode = per_second(lambda path: to_array(open_image(path)), paths)
+        print(f"  worker: JPEG read + both + PNG write : {worker:7.1f} crops/s  ratio {worker / base:5.2f}"
+              f"  (JPEG decode alone {decode:.0f}/s)")
+        many = paths * 5
+        start = time.perf_counter()
+        written, errors = make_masks(many, Path(tmp) / "masks2")
+        wall = time.perf_counter() - start
+        print(f"  batch command, {len(many)} crops, 2 processes: {written / wall:7.1f} crops/s wall "
+              f"(incl. pool start; {len(errors)} errors)")
+
+    session_times, overlay_times, moves = [], [], []
+    for rgb in images[:10]:
+        start = time.perf_counter()
+        session = NucleusSession(rgb, FITTED)
+        session_times.append(time.perf_counter() - start)
+        base_t = session.auto_threshold
+        for step in (-20, -10, -5, -1, 1, 5, 10, 20) * 4:
+            start = time.perf_counter()
+            session.overlay(int(np.clip(base_t + step, 0, 255)))
+            overlay_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            session.channel > base_t + step  # the comparison alone, for reference
+            moves.append(time.perf_counter() - start)
+    over = statistics.median(overlay_times) * 1000
+    print(f"live slider on 575x575: overlay update (compare + clean-up + blend) median {over:.2f} ms, "
+          f"95th pct {np.percentile(overlay_times, 95) * 1000:.2f} ms, target 16 ms, ratio {16 / over:.1f}x headroom")
+    print(f"  comparison alone {statistics.median(moves) * 1000:.2f} ms; "
+          f"preparing a crop (once, Otsu) {statistics.median(session_times) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

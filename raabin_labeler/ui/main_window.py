@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import tkinter as tk
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from tkinter import messagebox, ttk
 from typing import Callable
@@ -44,6 +45,8 @@ class MainWindow:
         #: How background jobs run; tests swap in a synchronous runner.
         self.job_runner: Callable[[int], Runner] = lambda n: (
             PoolRunner(processes=True, start_method="spawn") if n > 1 else PoolRunner(workers=1, processes=False))
+        self.agreement_view = None  # the Tools → Agreement… window, once opened
+        self._settings_saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="settings")
         self.cache = PhotoCache(max_photos=2 + PREFETCH, max_pixels=controller.project.max_pixels)
         self.registry = CommandRegistry(settings.key_bindings)
         self._chord_job: str | None = None
@@ -155,6 +158,7 @@ class MainWindow:
             lambda: self.detect([i for i in c.images if not c.project.has_annotation(DETECTOR, i)]), None, idle,
             menu="Tools")
         add("jobs.cancel", "Cancel the background job", self.jobs.cancel, None, lambda: self.jobs.busy, menu="Tools")
+        add("agreement.open", "Agreement…", self.open_agreement, None, menu="Tools")
         add("file.open", "Open project…", self._open_project_dialog, "<Control-o>", menu="File")
         add("file.switch_expert", "Switch expert…", self._switch_expert, None, menu="File")
         add("file.save", "Save now", self._save_now, "<Control-s>", menu="File")
@@ -235,6 +239,14 @@ class MainWindow:
             self.root.after_cancel(self._chord_job)
             self._chord_job = None
         self.controller.commit_chord()
+
+    def open_agreement(self) -> None:
+        """Tools → Agreement… (issue 7); imported on first use, as it pulls in matplotlib."""
+        from .agreement_view import AgreementView
+        if self.agreement_view is not None and self.agreement_view.exists():
+            self.agreement_view.top.lift()
+        else:
+            self.agreement_view = AgreementView.for_window(self, self._callback_exception)
 
     def _toggle_label_text(self) -> None:
         self.settings.show_label_text = self.canvas.show_label_text = not self.canvas.show_label_text
@@ -359,9 +371,15 @@ class MainWindow:
         self.photo_list.show_current()
         self.photo_list.update_current()
         self.settings.last_image[str(c.project.root.resolve())] = image
+        self._save_settings_soon()
         self._update_title()
         if c.problem is not None:
             self.root.after_idle(self._offer_backup)
+
+    def _save_settings_soon(self) -> None:
+        """Keep the last photo and view on disk even if the process is killed (issue 3, item 8)."""
+        snapshot = self.settings.as_dict()
+        self._settings_saver.submit(self.settings.save, None, snapshot)
 
     def _offer_backup(self) -> None:
         problem = self.controller.problem
@@ -439,6 +457,7 @@ class MainWindow:
                 parent=self.root):
             return
         self.controller.close()
+        self._settings_saver.shutdown(wait=True)
         try:
             self.settings.save()
         except FileProblem:

@@ -1,6 +1,8 @@
 """Starting the window: which project, which expert, and what to show first."""
 from __future__ import annotations
 
+import importlib
+import threading
 import tkinter as tk
 from pathlib import Path
 from tkinter import messagebox, ttk
@@ -96,6 +98,17 @@ class Session:
             self.window.close()
 
 
+def _warm_up_agreement_view() -> None:
+    """Import matplotlib's Tk backend in the background once the window is up, so that
+    Tools → Agreement… opens within a second (issue 7); nothing here touches Tk."""
+    def work() -> None:
+        try:
+            importlib.import_module("raabin_labeler.ui.agreement_view")
+        except Exception:  # the view reports its own problems when it is opened
+            pass
+    threading.Thread(target=work, name="warm-up", daemon=True).start()
+
+
 def launch(project: Path | None, *, expert: str | None, sample: Path) -> int:
     """Open the window; returns the exit code for the CLI."""
     settings = Settings.load()
@@ -110,6 +123,7 @@ def launch(project: Path | None, *, expert: str | None, sample: Path) -> int:
         if session.start(folder, settings.expert) is None:
             root.destroy()
             return 1
+        root.after(1500, _warm_up_agreement_view)
         root.mainloop()
         folder, settings = session.next_project, session.settings
     return 0

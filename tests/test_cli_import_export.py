@@ -111,7 +111,7 @@ def test_failures_exit_1_with_one_line_naming_the_problem(tmp_path, make_photo, 
         assert reason in err and "\n" not in err, err
     assert "a.xml" in run_err(capsys, cases["not valid XML"])
     with pytest.raises(SystemExit) as caught:
-        run("export", tmp_path / "P", "--format", "masks", "--who", "x", "--out", tmp_path / "o")
+        run("export", tmp_path / "P", "--format", "png", "--who", "x", "--out", tmp_path / "o")
     assert caught.value.code != 0 and "invalid choice" in capsys.readouterr().err
 
 

@@ -419,6 +419,14 @@ class LabelingController:
         following = order[(order.index(cell.id) + 1) % len(order)] if len(order) > 1 else None
         self._commit(annotation.with_cell(cell.edited(rejected=True, label=None)), following)
 
+    def replace_cell(self, cell: Cell) -> None:
+        """Commit an edited copy of a cell (the nucleus panel's mask) as one undoable step.
+
+        A proposal's copy enters the expert's file with the detector's id, like a label would.
+        """
+        if self.editable() and self.find(cell.id) is not None:
+            self._commit(self.annotation.with_cell(cell), self.selected)
+
     def select_next_unlabeled(self) -> None:
         order = geometry.reading_order(self.visible_cells())
         ids = [c.id for c in order]

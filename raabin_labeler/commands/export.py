@@ -11,7 +11,7 @@ from .import_ import StageBars
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "export", help="export an author's cells as COCO, VOC, YOLO, Raabin JSON or crops",
+        "export", help="export an author's cells as COCO, VOC, YOLO, Raabin JSON, crops or masks",
         description="Export one author's cells. Rejected cells and cells marked as a duplicate of "
                     "another are left out. Unlabeled cells get the category 'wbc'; other categories "
                     "are taxonomy paths (neutrophil.band).")
@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", required=True, choices=list(WRITERS),
                         help="coco: DIR/annotations.json; voc: labelImg XML per photo; yolo: txt per "
                              "photo + classes.txt; raabin: Raabin-WBC JSON per photo; crops: square crops "
-                             "of the project's box size, a folder per label, and crops.csv")
+                             "of the project's box size, a folder per label, and crops.csv; masks: each "
+                             "cell's mask PNG as DIR/<photo>/<cell-id>.png and masks.csv listing every cell")
     parser.add_argument("--who", nargs="+", required=True, metavar="AUTHOR",
                         help="whose cells; for raabin a second author fills Label2")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")

@@ -46,6 +46,7 @@ class MainWindow:
         self.job_runner: Callable[[int], Runner] = lambda n: (
             PoolRunner(processes=True, start_method="spawn") if n > 1 else PoolRunner(workers=1, processes=False))
         self.agreement_view = None  # the Tools → Agreement… window, once opened
+        self.nucleus_panel = None  # the Easy-GT panel (issue 6), once opened
         self._settings_saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="settings")
         self.cache = PhotoCache(max_photos=2 + PREFETCH, max_pixels=controller.project.max_pixels)
         self.registry = CommandRegistry(settings.key_bindings)
@@ -159,6 +160,7 @@ class MainWindow:
             menu="Tools")
         add("jobs.cancel", "Cancel the background job", self.jobs.cancel, None, lambda: self.jobs.busy, menu="Tools")
         add("agreement.open", "Agreement…", self.open_agreement, None, menu="Tools")
+        add("cell.nucleus", "Nucleus and cell mask…", self.open_nucleus_panel, "<Key-n>", has_cell, menu="Tools")
         add("file.open", "Open project…", self._open_project_dialog, "<Control-o>", menu="File")
         add("file.switch_expert", "Switch expert…", self._switch_expert, None, menu="File")
         add("file.save", "Save now", self._save_now, "<Control-s>", menu="File")
@@ -247,6 +249,15 @@ class MainWindow:
             self.agreement_view.top.lift()
         else:
             self.agreement_view = AgreementView.for_window(self, self._callback_exception)
+
+    def open_nucleus_panel(self) -> None:
+        """Tools → Nucleus and cell mask… on the selected cell (issue 6)."""
+        from .nucleus_panel import open_nucleus_panel
+        if self.nucleus_panel is not None and self.nucleus_panel.exists():
+            self.nucleus_panel.show_cell(self.controller.selected)
+            self.nucleus_panel.top.lift()
+        else:
+            self.nucleus_panel = open_nucleus_panel(self)
 
     def _toggle_label_text(self) -> None:
         self.settings.show_label_text = self.canvas.show_label_text = not self.canvas.show_label_text
@@ -466,5 +477,7 @@ class MainWindow:
             self.root.after_cancel(self._poll_job)
             self._poll_job = None
         self.jobs.cancel()
+        if self.nucleus_panel is not None:
+            self.nucleus_panel.close()
         self.cache.close()
         self.root.destroy()

@@ -70,8 +70,12 @@ def open_window(tk_root):
     yield _open
     for window in sessions:
         assert window.errors == [], "a Tk callback raised:\n" + "\n".join(window.errors)
-        if window.root.winfo_exists():
-            window.controller.autosaver.flush()
+        try:
+            exists = window.root.winfo_exists()
+        except tk.TclError:
+            exists = False
+        if exists:
+            window.close()  # flushes saves, stops the poll loop and background work
 
 
 def drag(widget: tk.Misc, start: tuple[float, float], end: tuple[float, float], steps: int = 5, **kw) -> None:

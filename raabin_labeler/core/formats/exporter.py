@@ -12,11 +12,12 @@ from types import ModuleType
 
 from ...errors import UserError
 from ..project import Project
-from . import coco, crops, raabin, voc, yolo
+from . import coco, crops, masks, raabin, voc, yolo
 from .common import ExportItem, ProgressFn, no_progress
 from .importer import check_authors
 
-WRITERS: dict[str, ModuleType] = {"coco": coco, "voc": voc, "yolo": yolo, "raabin": raabin, "crops": crops}
+WRITERS: dict[str, ModuleType] = {"coco": coco, "voc": voc, "yolo": yolo, "raabin": raabin, "crops": crops,
+                                 "masks": masks}
 
 
 @dataclass

@@ -1,0 +1,149 @@
+"""The Easy-GT panel in the real window (issue 6): open on a cell of a real BCCD photo, move the
+slider, draw the cell's outline with the mouse, save, reopen — the PNG on disk is what was shown."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from raabin_labeler.core.annotation import Box
+from raabin_labeler.core.masks import load_cell_mask
+from raabin_labeler.core.nucleus import WORK_SIZE
+from raabin_labeler.core.project import Project
+from raabin_labeler.ui.nucleus_panel import open_nucleus_panel
+
+from .conftest import wait_until
+
+PHOTO, OTHER_PHOTO = "BloodImage_00000.jpg", "BloodImage_00001.jpg"
+WBC = Box(260, 177, 491, 376)  # wbc_boxes_corrected.csv
+SECOND = Box(20, 20, 140, 130)
+
+
+@pytest.fixture
+def bccd_project(tmp_path, bccd) -> Project:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in (PHOTO, OTHER_PHOTO):
+        os.symlink(bccd / "JPEGImages" / name, photos / name)
+    return Project.create(tmp_path / "project", images=photos, experts=["expert-a"])
+
+
+def stroke(widget, points) -> None:
+    """Press, move through ``points``, release: the pen drawing a freehand outline."""
+    (x0, y0), rest = points[0], points[1:]
+    widget.event_generate("<ButtonPress-1>", x=round(x0), y=round(y0))
+    for x, y in rest:
+        widget.event_generate("<B1-Motion>", x=round(x), y=round(y), state=0x100)
+    widget.event_generate("<ButtonRelease-1>", x=round(rest[-1][0]), y=round(rest[-1][1]), state=0x100)
+    widget.update()
+
+
+def ring(cx: float, cy: float, r: float, n: int = 40) -> list[tuple[float, float]]:
+    return [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in np.linspace(0, 2 * np.pi, n + 1)]
+
+
+def shown_pixels(panel) -> np.ndarray:
+    """What the canvas' PhotoImage holds, read back from Tk (every 17th pixel: a 34×34 grid)."""
+    photo = panel._photo._PhotoImage__photo
+    step = WORK_SIZE // 32
+    return np.array([[photo.get(x, y) for x in range(0, WORK_SIZE, step)] for y in range(0, WORK_SIZE, step)],
+                    dtype=np.uint8)
+
+
+def open_ready(window):
+    panel = open_nucleus_panel(window)
+    wait_until(window.root, lambda: panel.ready)
+    panel.top.update()
+    return panel
+
+
+def test_slider_pen_save_and_reopen_show_what_is_on_disk(open_window, bccd_project):
+    window = open_window(bccd_project)
+    c = window.controller
+    cell = c.add_cell(WBC, "neutrophil")
+    panel = open_ready(window)
+    ctl = panel.controller
+    assert ctl.cell_id == cell.id and panel.threshold.get() == ctl.session.auto_threshold
+    before = shown_pixels(panel)
+    # move the slider 25 levels up: the overlay on the canvas changes, the nucleus shrinks
+    nucleus_before = int((ctl.mask() == 255).sum())
+    panel.scale.set(ctl.session.auto_threshold + 25)
+    panel.top.update()
+    assert ctl.threshold == ctl.session.auto_threshold + 25 == panel.threshold.get()
+    assert (ctl.mask() == 255).sum() < nucleus_before
+    assert not np.array_equal(shown_pixels(panel), before)
+    # a step button on top of it
+    panel.step_buttons[-5].invoke()
+    assert ctl.threshold == ctl.session.auto_threshold + 20
+    # draw the cell's outline with the mouse: a circle around the crop's centre
+    stroke(panel.canvas, ring(WORK_SIZE / 2, WORK_SIZE / 2, 200))
+    assert ctl.outline_by_hand and len(panel.canvas.find_withtag("handle")) == len(ctl.outline) >= 6
+    assert panel.canvas.itemcget("pen", "state") == "hidden"
+    # drag one handle outward; right-click another to delete it; double-click an edge to add one
+    sx, sy = WORK_SIZE / ctl.crop_size[0], WORK_SIZE / ctl.crop_size[1]
+    hx, hy = ctl.outline[0][0] * sx, ctl.outline[0][1] * sy
+    stroke(panel.canvas, [(hx, hy), (hx + 10, hy), (hx + 20, hy + 5)])
+    assert abs(ctl.outline[0][0] * sx - (hx + 20)) < 1.5 and abs(ctl.outline[0][1] * sy - (hy + 5)) < 1.5
+    count = len(ctl.outline)
+    vx, vy = ctl.outline[2][0] * sx, ctl.outline[2][1] * sy
+    panel.canvas.event_generate("<ButtonPress-3>", x=round(vx), y=round(vy))
+    panel.canvas.update()
+    assert len(ctl.outline) == count - 1
+    (ax, ay), (bx, by) = ctl.outline[3], ctl.outline[4]
+    mx, my = (ax + bx) / 2 * sx, (ay + by) / 2 * sy
+    for _ in range(2):  # two quick presses: Tk makes the second a <Double-Button-1>
+        panel.canvas.event_generate("<ButtonPress-1>", x=round(mx), y=round(my))
+        panel.canvas.event_generate("<ButtonRelease-1>", x=round(mx), y=round(my))
+    panel.canvas.update()
+    assert len(ctl.outline) == count and len(panel.canvas.find_withtag("handle")) == count
+    # what the canvas shows is the controller's overlay (nucleus inside the outline, tinted)
+    overlay = ctl.overlay()
+    step = WORK_SIZE // 32
+    np.testing.assert_array_equal(shown_pixels(panel), overlay[::step, ::step])
+    shown_mask, shown_threshold, shown_outline = ctl.mask(), ctl.threshold, list(ctl.outline)
+    assert {0, 128, 255} <= set(np.unique(shown_mask))
+    panel.save_button.invoke()
+    saved = c.find(cell.id)[0]
+    assert saved.extra["mask_status"] == "adjusted" and "Saved" in panel.status.get()
+    np.testing.assert_array_equal(load_cell_mask(bccd_project, saved), shown_mask)
+    # Escape closes; reopening restores slider and outline, and shows the mask that is on disk
+    panel.top.focus_force()
+    panel.top.update()
+    panel.top.event_generate("<Escape>")
+    wait_until(window.root, lambda: not panel.exists())
+    again = open_ready(window)
+    assert again.controller.threshold == shown_threshold == again.threshold.get()
+    assert again.controller.outline == shown_outline
+    assert len(again.canvas.find_withtag("handle")) == len(shown_outline)
+    on_disk = np.asarray(Image.open(bccd_project.mask_path(saved.nucleus_mask)))
+    np.testing.assert_array_equal(again.controller.mask(), on_disk)
+    np.testing.assert_array_equal(shown_pixels(again), again.controller.overlay()[::step, ::step])
+    again.close()
+
+
+def test_next_cell_saves_and_moves_on_and_failed_is_recorded(open_window, bccd_project):
+    window = open_window(bccd_project)
+    c = window.controller
+    first = c.add_cell(WBC, "neutrophil")
+    second = c.add_cell(SECOND, "basophil")
+    c.select(first.id)
+    panel = open_ready(window)
+    panel.next_button.invoke()
+    assert c.find(first.id)[0].nucleus_mask is not None  # saved on the way
+    wait_until(window.root, lambda: panel.ready and panel.controller.cell_id == second.id)
+    # a basophil: the slider is off, the mask is whole-cell only
+    assert panel.scale.instate(["disabled"]) and "basophil" in panel.status.get()
+    panel.failed_button.invoke()
+    assert c.find(second.id)[0].extra["mask_status"] == "failed"
+    assert "failed" in panel.status.get()
+    # Next on a cell marked failed and untouched keeps it failed
+    panel.next_button.invoke()
+    assert c.find(second.id)[0].extra["mask_status"] == "failed"
+    # undo in the window takes the failed mark back; a new photo closes the panel
+    window.run("edit.undo")
+    assert "mask_status" not in c.find(second.id)[0].extra
+    window.run("photo.next")
+    window.root.update()
+    assert c.image == OTHER_PHOTO and not panel.exists()

@@ -32,7 +32,7 @@ from raabin_labeler.ui.app import Session  # noqa: E402
 
 BCCD = REPO.parent / "shared" / "data" / "bccd" / "JPEGImages"
 W, H = 4160, 3120
-PHOTOS = 12
+PHOTOS = 20
 EXPERT_PAUSE = 1.0  # seconds an expert spends on a photo before moving on (prefetch time)
 
 

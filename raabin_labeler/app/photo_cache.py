@@ -7,6 +7,7 @@ touches Tk (ARCHITECTURE.md: decoding and prefetch run off the Tk thread).
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections import OrderedDict
@@ -39,11 +40,23 @@ class Pyramid:
         return self.levels[-1] if self.levels else None
 
 
+def _yield_to_the_window() -> None:
+    """Run decode threads at a lower CPU priority, so the Tk thread wins when both want a core.
+
+    On Linux a thread is a task with its own nice value; elsewhere this quietly does nothing.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
 class PhotoCache:
     """Thread-safe: ``request`` may be called from the Tk thread; decodes run in workers."""
 
     def __init__(self, max_photos: int = 4, workers: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS):
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode",
+                                        initializer=_yield_to_the_window)
         self._lock = threading.Lock()
         self._photos: OrderedDict[Path, Pyramid] = OrderedDict()
         self._max = max_photos

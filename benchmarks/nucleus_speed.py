@@ -2,9 +2,11 @@
 live slider ≤ 16 ms from slider move to updated overlay).
 
 Crops: squares around the BCCD WBC boxes, resized to 575×575 (the Raabin crop size).
-Baseline, measured in the same run: the same steps written plainly (float64 gray world and
+Baselines, measured in the same run: the same steps written plainly (float64 gray world and
 CMYK, scikit-image Otsu on the image, scipy labelling and hole filling), as in the Easy-GT
-program. Figures are medians over repeats (the machine is shared and noisy).
+program; and for the batch end to end (JPEG read, masks, PNG write) the command's first
+worker (Pillow decode at full size, the 575 session, nucleus and outline each cleaned, Pillow
+PNG). Figures are medians over repeats (the machine is shared and noisy).
 
     .venv/bin/python benchmarks/nucleus_speed.py
 """
@@ -24,7 +26,7 @@ from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from raabin_labeler.commands.nucleus import make_masks, write_mask
 from raabin_labeler.core.imageio import open_image, to_array
-from raabin_labeler.core.nucleus import FITTED, WORK_SIZE, NucleusSession
+from raabin_labeler.core.nucleus import FITTED, NUCLEUS, WORK_SIZE, NucleusSession, compose_mask
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CROPS = 40
@@ -71,6 +73,20 @@ def baseline_mask(rgb: np.ndarray) -> np.ndarray:
     return mask
 
 
+def old_write_mask(task: tuple[Path, Path, bool]) -> Path:
+    """The batch worker before the speed work: the baseline of the end-to-end figures."""
+    crop, out_dir, nucleus_only = task
+    session = NucleusSession(to_array(open_image(crop)), FITTED)
+    nucleus = session.crop_mask()
+    if nucleus_only:
+        mask = np.where(nucleus, NUCLEUS, 0).astype(np.uint8)
+    else:
+        mask = compose_mask(session.cell_mask(), nucleus)
+    target = out_dir / f"{crop.stem}.png"
+    Image.fromarray(mask, mode="L").save(target, compress_level=1)
+    return target
+
+
 def nucleus_and_cell(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     session = NucleusSession(rgb, FITTED)
     return session.crop_mask(), session.cell_mask()
@@ -110,18 +126,30 @@ def main() -> None:
         for i, rgb in enumerate(images):
             Image.fromarray(rgb).save(folder / f"crop{i:03d}.jpg", quality=95)  # as Raabin's crops
         paths = sorted(folder.iterdir())
-        tasks = [(p, Path(tmp) / "masks1", False) for p in paths]
         (Path(tmp) / "masks1").mkdir()
-        worker = per_second(write_mask, tasks)
-        decode = per_second(lambda path: to_array(open_image(path)), paths)
-        print(f"  worker: JPEG read + both + PNG write : {worker:7.1f} crops/s  ratio {worker / base:5.2f}"
-              f"  (JPEG decode alone {decode:.0f}/s)")
-        many = paths * 5
-        start = time.perf_counter()
-        written, errors = make_masks(many, Path(tmp) / "masks2")
-        wall = time.perf_counter() - start
-        print(f"  batch command, {len(many)} crops, 2 processes: {written / wall:7.1f} crops/s wall "
-              f"(incl. pool start; {len(errors)} errors)")
+        print("batch end to end (JPEG read + masks + PNG write), one worker, crops/s "
+              "(wall | per CPU second), target 200")
+        rates = {}
+        for label, func, only in (("old worker (baseline)", old_write_mask, False),
+                                  ("write_mask, 0/128/255", write_mask, False),
+                                  ("old worker --nucleus-only", old_write_mask, True),
+                                  ("write_mask --nucleus-only", write_mask, True)):
+            tasks = [(p, Path(tmp) / "masks1", only) for p in paths]
+            wall = per_second(func, tasks)
+            cpu = per_second(func, tasks, time.process_time)
+            rates[label] = (wall, cpu)
+            old = rates["old worker (baseline)" if not only else "old worker --nucleus-only"]
+            print(f"  {label:27}: {wall:7.1f} | {cpu:7.1f}   ratio {wall / old[0]:5.2f} | {cpu / old[1]:5.2f}")
+        many = paths * 10
+        walls = []
+        for run in range(3):
+            start = time.perf_counter()
+            written, errors = make_masks(many, Path(tmp) / f"masks{run + 2}")
+            walls.append(written / (time.perf_counter() - start))
+        both = statistics.median(walls)
+        print(f"  batch command, {len(many)} crops, 2 processes: {both:7.1f} crops/s wall, median of 3 "
+              f"(incl. pool start; {len(errors)} errors); {both / 2:.1f} per core, "
+              f"ratio {both / rates['old worker (baseline)'][0]:.2f} to the old worker on one core")
 
     session_times, overlay_times, moves = [], [], []
     for rgb in images[:10]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from raabin_labeler.commands import nucleus as nucleus_command
@@ -190,3 +190,18 @@ def test_two_crops_with_one_stem_are_refused(tmp_path):
     Image.fromarray(crop(4)).save(tmp_path / "crops" / "cell1.png")
     with pytest.raises(UserError, match="cell1.jpg and cell1.png"):
         nucleus_command.find_crops(tmp_path / "crops")
+
+
+def test_batch_mask_of_a_large_rotated_jpeg_has_the_displayed_size(tmp_path):
+    """A 1/2-scale JPEG decode keeps the EXIF frame and the crop's exact size (issue 6, batch)."""
+    image = Image.fromarray(crop(1)).resize((700, 601))
+    exif = image.getexif()
+    exif[0x0112] = 6  # shown rotated by 90°: 601 wide, 700 high
+    image.save(tmp_path / "cell.jpg", exif=exif, quality=95)
+    size, rgb = nucleus_command.read_crop(tmp_path / "cell.jpg", 288)
+    assert size == (601, 700) and rgb.shape == (350, 301, 3)  # decoded at half scale
+    nucleus_command.write_mask((tmp_path / "cell.jpg", tmp_path, False))
+    mask = np.asarray(Image.open(tmp_path / "cell.png"))
+    assert mask.shape == (700, 601) and set(np.unique(mask)) == {0, 128, 255}
+    expected = segment_nucleus(np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "cell.jpg"))))
+    assert dice(mask == 255, expected) > 0.95  # same nucleus as the 575 panel's

@@ -13,7 +13,7 @@ from typing import Sequence
 from . import __version__
 from .errors import UserError
 
-COMMANDS = ("open", "init", "import_", "export", "detect", "evaluate_detection", "agreement", "nucleus", "sample")
+COMMANDS = ("open", "init", "import_", "export", "detect", "evaluate_detection", "agreement", "nucleus", "dedup", "sample")
 
 
 def build_parser() -> argparse.ArgumentParser:

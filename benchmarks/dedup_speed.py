@@ -1,0 +1,205 @@
+"""Speed and memory of duplicate-cell removal at 40,000 crops (issue 5, "Speed").
+
+    .venv/bin/python benchmarks/dedup_speed.py [--n 40000] [--skip-imagededup]
+
+1. Synthesises N crops once (cached in $TMPDIR/raabin-dedup-speed-crops): squares of 110-260 px
+   cut at random places of the BCCD photos, random flip/rotation and brightness, JPEG q 85-95.
+   Nearby cuts of one photo overlap, as neighbouring microscope fields do.
+2. Hashing per crop, one process: our reduced decode (PIL draft) vs ImageHash on a full decode;
+   and how often the reduced decode's hashes are within 1 bit of the full decode's.
+3. End to end (decode, hash, pairs, components, sharpness) over all cores; ``--modes`` paper
+   (default) and/or robust (robust's correlation stage does not scale to 40k yet: see the report).
+4. Peak RSS of a fresh process at 10k, 40k (paper mode, end to end), and 100k crops (40k real
+   hashes plus 60k random ones for the pair and component stages).
+5. The `imagededup` package (brute-force finder, thresholds 10 and 13 as it uses <=), run in
+   its own venv /work/benchenv-dedup, on the same crops; its pairs vs ours.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from raabin_labeler.core import dedup  # noqa: E402
+
+BCCD = ROOT.parent / "shared" / "data" / "bccd" / "JPEGImages"
+CACHE = Path(tempfile.gettempdir()) / "raabin-dedup-speed-crops"
+BENCHENV = Path("/work/benchenv-dedup/bin/python")
+
+
+def _make(args: tuple[int, str]) -> None:
+    seed, out = args
+    rng = random.Random(seed)
+    photos = sorted(BCCD.glob("*.jpg"))
+    with Image.open(rng.choice(photos)) as photo:
+        photo = photo.convert("RGB")
+        side = rng.randint(110, 260)
+        x, y = rng.randint(0, photo.width - side), rng.randint(0, photo.height - side)
+        crop = photo.crop((x, y, x + side, y + side))
+    crop = crop.transpose(rng.choice(list(Image.Transpose))) if rng.random() < 0.8 else crop
+    crop = ImageEnhance.Brightness(crop).enhance(rng.uniform(0.9, 1.1))
+    crop.save(out, quality=rng.randint(85, 95))
+
+
+def synthesize(n: int) -> list[Path]:
+    CACHE.mkdir(exist_ok=True)
+    paths = [CACHE / f"{k:06d}.jpg" for k in range(n)]
+    todo = [(k, str(p)) for k, p in enumerate(paths) if not p.exists()]
+    if todo:
+        t = time.perf_counter()
+        with ProcessPoolExecutor() as pool:
+            list(pool.map(_make, todo, chunksize=256))
+        print(f"synthesised {len(todo)} crops in {time.perf_counter() - t:.0f} s into {CACHE}")
+    return paths
+
+
+def per_crop_hashing(paths: list[Path], sample: int = 1500) -> None:
+    import imagehash
+
+    rng = random.Random(1)
+    chosen = rng.sample(paths, sample)
+    ours, theirs, agree = [], [], 0
+    for p in chosen:
+        t = time.perf_counter()
+        a, ph = dedup.image_hashes(dedup.open_reduced(p).convert("L"))
+        ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        with Image.open(p) as im:
+            ra, rp = imagehash.average_hash(im), imagehash.phash(im)
+        theirs.append(time.perf_counter() - t)
+        agree += (bin(a ^ int(str(ra), 16)).count("1") <= 1 and bin(ph ^ int(str(rp), 16)).count("1") <= 1)
+    t = time.perf_counter()
+    for p in chosen[:300]:
+        dedup.crop_signature(p)
+    full_sig = (time.perf_counter() - t) / 300
+    mo, mt = statistics.median(ours), statistics.median(theirs)
+    print(f"hashing per crop (median of {sample}, one process): ours {mo * 1e3:.3f} ms, "
+          f"ImageHash on full decode {mt * 1e3:.3f} ms -> ratio {mt / mo:.1f}x")
+    print(f"  reduced decode within 1 bit of full decode (both hashes): {agree}/{sample}")
+    print(f"  full signature incl. nucleus alignment (robust mode): {full_sig * 1e3:.3f} ms/crop")
+
+
+def end_to_end(paths: list[Path], modes: list[str]) -> dict:
+    names = [p.name for p in paths]
+    out = {}
+    print(f"end to end, {len(paths)} crops, {os.cpu_count()} cores:")
+    for mode in modes:
+        t = time.perf_counter()
+        table = dedup.compute_signatures(paths, names, aligned=mode == "robust")
+        t_hash = time.perf_counter() - t
+        t = time.perf_counter()
+        groups = dedup.find_duplicates(paths, names, mode=mode, table=table)
+        rest = time.perf_counter() - t
+        sizes = sorted((1 + len(g.drop) for g in groups), reverse=True)
+        print(f"  {mode:6s}: signatures {t_hash:.1f} s, pairs+components+sharpness {rest:.1f} s "
+              f"-> total {t_hash + rest:.1f} s; {len(groups)} groups, {sum(sizes) - len(sizes)} dropped, largest {sizes[:3]}")
+        out[mode] = t_hash + rest
+        if mode == "paper":
+            edges = dedup.paper_edges(table)
+            out["paper_pairs"] = {(names[i], names[j]) for i, j in zip(edges.i.tolist(), edges.j.tolist())}
+    return out
+
+
+def rss_child(n: int, synthetic: bool) -> None:
+    """Run in a fresh process: print peak RSS (self and workers) after a full run on n crops."""
+    if synthetic:  # pair and component stages only, hashes of 40k crops plus random ones
+        paths = synthesize(40000)
+        table = dedup.compute_signatures(paths, [p.name for p in paths])
+        rng = np.random.default_rng(0)
+        extra = n - len(table)
+        rnd = lambda: rng.integers(0, 2**63, extra, dtype=np.uint64)  # noqa: E731
+        table = dedup.SignatureTable(
+            table.names + [f"r{k}" for k in range(extra)],
+            np.concatenate([table.ahash, rnd()]), np.concatenate([table.phash, rnd()]),
+            np.concatenate([table.aligned_ahash, rnd()]), np.concatenate([table.aligned_phash, rnd()]),
+            np.concatenate([table.patches, table.patches[rng.integers(0, len(table), extra)]]))
+        edges = dedup.paper_edges(table)
+        dedup.connected_components(len(table), zip(edges.i.tolist(), edges.j.tolist()))
+    else:
+        paths = synthesize(n)
+        dedup.find_duplicates(paths, [p.name for p in paths], mode="paper")
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"n": n, "main_mb": round(me), "worker_mb": round(kids)}))
+
+
+IMAGEDEDUP_SCRIPT = r"""
+import sys, time, json
+from imagededup.methods import AHash, PHash
+folder = sys.argv[1]
+t = time.perf_counter()
+a = AHash(verbose=False).find_duplicates(image_dir=folder, max_distance_threshold=10,
+                                         search_method='brute_force_cython')
+p = PHash(verbose=False).find_duplicates(image_dir=folder, max_distance_threshold=13,
+                                         search_method='brute_force_cython')
+dt = time.perf_counter() - t
+pa = {tuple(sorted((k, v))) for k, vs in a.items() for v in vs}
+pp = {tuple(sorted((k, v))) for k, vs in p.items() for v in vs}
+print(json.dumps({"seconds": dt, "pairs": sorted(pa & pp)}))
+"""
+
+
+def compare_imagededup(paths: list[Path], ours_seconds: float, ours_pairs: set) -> None:
+    if not BENCHENV.exists():
+        print("imagededup: /work/benchenv-dedup missing; comparison skipped")
+        return
+    folder = Path(tempfile.mkdtemp(prefix="dedup-idd-"))
+    for p in paths:  # imagededup reads a folder: link the same files
+        (folder / p.name).symlink_to(p)
+    script = folder.parent / f"{folder.name}.py"
+    script.write_text(IMAGEDEDUP_SCRIPT)
+    res = subprocess.run([str(BENCHENV), str(script), str(folder)], capture_output=True, text=True)
+    if res.returncode:
+        print("imagededup failed:", res.stderr.strip().splitlines()[-1:])
+        return
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    theirs = {tuple(p) for p in data["pairs"]}
+    both = len(theirs & ours_pairs)
+    print(f"imagededup (AHash<=10 and PHash<=13, brute_force_cython, {os.cpu_count()} cores): "
+          f"{data['seconds']:.1f} s vs ours (paper mode) {ours_seconds:.1f} s -> ratio "
+          f"{data['seconds'] / ours_seconds:.1f}x")
+    print(f"  pairs: imagededup {len(theirs)}, ours {len(ours_pairs)}, common {both} "
+          f"(its hashes differ from ImageHash's by about a bit)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=40000)
+    ap.add_argument("--skip-imagededup", action="store_true")
+    ap.add_argument("--modes", default="paper", help="comma list: paper,robust (robust is slow at 40k)")
+    ap.add_argument("--rss-child", type=int)
+    ap.add_argument("--synthetic", action="store_true")
+    args = ap.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child, args.synthetic)
+        return 0
+    paths = synthesize(args.n)
+    per_crop_hashing(paths)
+    e2e = end_to_end(paths, args.modes.split(","))
+    for n, synthetic in ((10000, False), (args.n, False), (100000, True)):
+        res = subprocess.run([sys.executable, __file__, "--rss-child", str(n)]
+                             + (["--synthetic"] if synthetic else []), capture_output=True, text=True)
+        line = res.stdout.strip().splitlines()[-1] if res.returncode == 0 else res.stderr[-300:]
+        print(f"peak RSS at {n}{' (hashes synthesised past 40k)' if synthetic else ''}: {line}")
+    if not args.skip_imagededup and "paper" in e2e:
+        compare_imagededup(paths, e2e["paper"], e2e["paper_pairs"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

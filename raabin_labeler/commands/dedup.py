@@ -1,0 +1,103 @@
+"""``raabin-labeler dedup PROJECT`` / ``dedup --crops DIR --report FILE``: duplicate cells.
+
+Nothing is deleted: the report lists, per cell seen more than once, the crop kept (the
+sharpest) and the crops that duplicate it, with the distances behind the decision (issue 5).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from raabin_labeler.core import dedup
+from raabin_labeler.core.project import CONSENSUS, DETECTOR, Project
+from raabin_labeler.core.project_dedup import find_project_duplicates, mark_duplicates
+from raabin_labeler.errors import UserError
+from raabin_labeler.progress import ProgressBar
+
+CROP_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("dedup", help="find duplicate cells (the sharpest is kept)",
+                            description="Find the same cell photographed more than once.")
+    parser.add_argument("project", nargs="?", type=Path,
+                        help="a project folder: mark duplicate_of on one author's cells")
+    parser.add_argument("--who", help="whose cells to search in a project (default: the detector's, "
+                                      "or the only author)")
+    parser.add_argument("--crops", type=Path, help="a folder of cell crops (searched recursively)")
+    parser.add_argument("--report", type=Path, help="JSON file listing the groups found")
+    parser.add_argument("--mode", choices=("robust", "paper"), default="robust",
+                        help="robust (default) or the paper's exact rule: aHash < 11 and pHash < 14")
+    parser.set_defaults(run=run)
+
+
+def crop_files(folder: Path) -> list[Path]:
+    """Image files under ``folder``, in a stable order."""
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder of crops")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in CROP_SUFFIXES)
+    if not files:
+        raise UserError(f"{folder}: no crops found (expected {', '.join(sorted(CROP_SUFFIXES))} files)")
+    return files
+
+
+def write_report(path: Path, groups: list[dedup.DuplicateGroup]) -> None:
+    """Atomic write: a temporary file in the same folder, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump([asdict(g) for g in groups], fh, indent=1)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.project:
+        return run_project(args)
+    if args.crops is None or args.report is None:
+        raise UserError("dedup needs --crops DIR and --report FILE")
+    files = crop_files(args.crops)
+    names = [p.relative_to(args.crops).as_posix() for p in files]
+    with ProgressBar(len(files), "hash") as bar:
+        groups = dedup.find_duplicates(files, names, mode=args.mode,
+                                       progress=lambda done, total: bar.update(done))
+    write_report(args.report, groups)
+    dropped = sum(len(g.drop) for g in groups)
+    print(f"{len(files)} crops: {len(groups)} cells seen more than once, {dropped} duplicates "
+          f"to drop; report written to {args.report}")
+    return 0
+
+
+def run_project(args: argparse.Namespace) -> int:
+    project = Project.open(args.project)
+    authors = [a for a in project.authors() if a != CONSENSUS]
+    who = args.who or (DETECTOR if DETECTOR in authors else authors[0] if len(authors) == 1 else None)
+    if who is None:
+        raise UserError(f"{project.root}: say whose cells to search with --who "
+                        f"({', '.join(authors) or 'nobody has annotations yet'})")
+    if who not in authors:
+        raise UserError(f"{project.root}: {who!r} has no annotations here ({', '.join(authors)})")
+    with ProgressBar(1, "hash") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done)
+        found = find_project_duplicates(project, who, mode=args.mode, progress=progress)
+    changed = mark_duplicates(project, who, found)
+    dropped = sum(len(g.drop) for g in found.groups)
+    print(f"{found.cells} cells of {who}: {len(found.groups)} seen more than once, {dropped} marked "
+          f"duplicate_of the sharpest copy ({changed} cell records changed)")
+    for photo in found.redundant_photos:
+        print(f"redundant photo (every cell is a duplicate of a cell elsewhere): {photo}")
+    if args.report:
+        write_report(args.report, found.groups)
+    return 0

@@ -1,0 +1,126 @@
+"""Duplicate cells across a project's photos (issue 5): find them, mark them, never delete.
+
+One author's cells are cut out as square crops and searched with :mod:`.dedup`; every dropped
+cell gets ``duplicate_of: "<image>#<cell id>"`` naming the sharpest copy, which is kept. The
+review screen's decisions live on the cells too (``duplicate_decision``: "confirmed" or
+"not_duplicate") and a later run respects them. Exports leave dropped cells out.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image
+
+from . import dedup
+from .annotation import Cell, ImageAnnotation
+from .imageio import crop_square, open_image
+from .jobs import Runner
+from .project import Project
+from .store import StoreError
+
+DECISION = "duplicate_decision"
+EVIDENCE = "duplicate_evidence"
+CONFIRMED, NOT_DUPLICATE = "confirmed", "not_duplicate"
+
+
+def cell_ref(image: str, cell_id: str) -> str:
+    return f"{image}#{cell_id}"
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    image, _, cell_id = ref.rpartition("#")
+    return image, cell_id
+
+
+@dataclass
+class ProjectDuplicates:
+    groups: list[dedup.DuplicateGroup]  # names are cell refs "<image>#<cell id>"
+    redundant_photos: list[str]
+    cells: int
+
+
+def _cells_of(annotation: ImageAnnotation) -> list[Cell]:
+    return [c for c in annotation.cells if not c.rejected]
+
+
+def find_project_duplicates(project: Project, author: str, *, mode: dedup.Mode = "robust",
+                            runner: Runner | None = None,
+                            progress: Callable[[int, int], None] | None = None) -> ProjectDuplicates:
+    """Search every cell of ``author`` for copies of one physical cell in other photos."""
+    names: list[str] = []
+    paths: list[str] = []
+    photo_cells: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="raabin-dedup-") as tmp:
+        for image in project.images():
+            try:
+                annotation = project.load(author, image)
+            except StoreError:
+                continue  # an unreadable file is reported by the window and left alone
+            cells = _cells_of(annotation) if annotation else []
+            if not cells:
+                continue
+            photo = open_image(project.image_path(image), project.max_pixels)
+            photo_cells[image] = [c.id for c in cells]
+            for cell in cells:
+                path = Path(tmp) / f"{len(paths):06d}.jpg"
+                Image.fromarray(crop_square(photo, cell.box)).save(path, quality=95)
+                names.append(cell_ref(image, cell.id))
+                paths.append(str(path))
+        groups = dedup.find_duplicates(paths, names, mode=mode, runner=runner, progress=progress) if paths else []
+    dropped = {split_ref(d)[1]: split_ref(g.keep)[1] for g in groups for d in g.drop}
+    return ProjectDuplicates(groups, dedup.redundant_photos(photo_cells, dropped), len(paths))
+
+
+def mark_duplicates(project: Project, author: str, found: ProjectDuplicates) -> int:
+    """Write ``duplicate_of`` into the author's files; returns how many cells changed.
+
+    Marks from an earlier run that the search no longer supports are cleared, except where a
+    person decided in the review screen: their decision stands.
+    """
+    target: dict[str, str] = {}
+    evidence: dict[str, dict] = {}
+    for group in found.groups:
+        for ref in group.drop:
+            target[ref] = group.keep
+            evidence[ref] = group.evidence.get("distances", {}).get(ref, {})
+    changed = 0
+    for image in project.images():
+        try:
+            annotation = project.load(author, image)
+        except StoreError:
+            continue
+        if annotation is None:
+            continue
+        cells = []
+        for cell in annotation.cells:
+            ref = cell_ref(image, cell.id)
+            decision = cell.extra.get(DECISION)
+            if decision == CONFIRMED:
+                new, extra = cell.duplicate_of, cell.extra
+            elif decision == NOT_DUPLICATE:
+                new, extra = None, cell.extra
+            else:
+                new = target.get(ref)
+                extra = {k: v for k, v in cell.extra.items() if k != EVIDENCE}
+                if new is not None:
+                    extra[EVIDENCE] = evidence[ref]
+            if new != cell.duplicate_of or extra != cell.extra:
+                cell = replace(cell, duplicate_of=new, extra=extra)
+                changed += 1
+            cells.append(cell)
+        if cells != list(annotation.cells):
+            project.save(annotation.with_cells(cells))
+    return changed
+
+
+def marked_groups(project: Project, author: str) -> list[tuple[str, list[str]]]:
+    """The groups as marked in the files: (kept cell ref, its duplicates' refs), for review."""
+    groups: dict[str, list[str]] = {}
+    for image, annotation, _ in project.iter_annotations(author):
+        for cell in annotation.cells if annotation else ():
+            if cell.duplicate_of:
+                groups.setdefault(cell.duplicate_of, []).append(cell_ref(image, cell.id))
+    return sorted(groups.items())

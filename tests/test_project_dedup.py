@@ -1,0 +1,74 @@
+"""Duplicates across a project's photos, scored on the sample's exact truth, marked in place."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from itertools import combinations
+
+import pytest
+
+from raabin_labeler import cli
+from raabin_labeler.core.paths import SAMPLE_PROJECT_DIR
+from raabin_labeler.core.project import Project
+from raabin_labeler.core.project_dedup import (DECISION, NOT_DUPLICATE, cell_ref, find_project_duplicates,
+                                               mark_duplicates, marked_groups)
+
+
+@pytest.fixture
+def sample(tmp_path) -> Project:
+    shutil.copytree(SAMPLE_PROJECT_DIR, tmp_path / "sample")
+    return Project.open(tmp_path / "sample")
+
+
+def truth_pairs(project: Project) -> set[frozenset[str]]:
+    """The sample renders overlapping fields from one slide: the same physical cell twice."""
+    physical = {cell_ref(image, c.id): c.extra["physical_cell"]
+                for image in project.images() for c in project.load("truth", image).cells}
+    return {frozenset(p) for p in combinations(physical, 2) if physical[p[0]] == physical[p[1]]}
+
+
+def found_pairs(found) -> set[frozenset[str]]:
+    return {frozenset(p) for g in found.groups for p in combinations([g.keep, *g.drop], 2)}
+
+
+def test_every_overlapping_field_pair_is_found_without_a_wrong_link(sample):
+    truth = truth_pairs(sample)
+    assert len(truth) == 12
+    paper = found_pairs(find_project_duplicates(sample, "truth", mode="paper"))
+    robust = found_pairs(find_project_duplicates(sample, "truth", mode="robust"))
+    assert paper == truth
+    assert robust <= truth and len(robust) >= 10
+
+
+def test_marks_point_at_the_kept_copy_survive_reruns_and_respect_decisions(sample):
+    found = find_project_duplicates(sample, "truth", mode="paper")
+    assert mark_duplicates(sample, "truth", found) == 12
+    groups = marked_groups(sample, "truth")
+    assert len(groups) == 12 and all(len(drop) == 1 for _, drop in groups)
+    keep, (drop,) = groups[0]
+    image, cell_id = drop.split("#")
+    cell = sample.load("truth", image).cell(cell_id)
+    assert cell.duplicate_of == keep and "duplicate_evidence" in cell.extra
+    assert mark_duplicates(sample, "truth", found) == 0  # nothing new on a second run
+    # the lead decides in the review screen that these are two different cells
+    ann = sample.load("truth", image)
+    sample.save(ann.with_cell(replace(cell, duplicate_of=None, extra={**cell.extra, DECISION: NOT_DUPLICATE})))
+    mark_duplicates(sample, "truth", found)
+    assert sample.load("truth", image).cell(cell_id).duplicate_of is None
+    assert len(marked_groups(sample, "truth")) == 11
+
+
+def test_the_cli_marks_and_exports_leave_duplicates_out(sample, tmp_path, capsys):
+    assert cli.main(["dedup", str(sample.root), "--who", "truth", "--mode", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert "12 marked duplicate_of" in out and "redundant photo" in out
+    assert cli.main(["export", str(sample.root), "--format", "coco", "--who", "truth",
+                     "--out", str(tmp_path / "coco")]) == 0
+    assert "12 marked as duplicates" in capsys.readouterr().out
+
+
+def test_the_cli_asks_whose_cells_when_it_cannot_tell(sample, capsys):
+    assert cli.main(["dedup", str(sample.root)]) == 0  # the detector's proposals by default
+    shutil.rmtree(sample.root / "annotations" / "detector")
+    assert cli.main(["dedup", str(sample.root)]) == 1
+    assert "--who" in capsys.readouterr().err

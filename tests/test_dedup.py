@@ -170,8 +170,8 @@ def test_cli_writes_the_report(tmp_path, capsys):
 
 
 def test_cli_errors_speak_to_the_user(tmp_path):
-    with pytest.raises(UserError, match="not yet available"):
-        run_cli("proj")
+    with pytest.raises(UserError, match="needs --crops DIR and --report FILE"):
+        run_cli("--crops", str(tmp_path))
     with pytest.raises(UserError, match="no crops found"):
         run_cli("--crops", str(tmp_path), "--report", str(tmp_path / "r.json"))
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")

@@ -46,6 +46,7 @@ class MainWindow:
         self.job_runner: Callable[[int], Runner] = lambda n: (
             PoolRunner(processes=True, start_method="spawn") if n > 1 else PoolRunner(workers=1, processes=False))
         self.agreement_view = None  # the Tools → Agreement… window, once opened
+        self.dedup_review = None  # the Tools → Duplicate cells… window, once opened
         self.nucleus_panel = None  # the Easy-GT panel (issue 6), once opened
         self._settings_saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="settings")
         self.cache = PhotoCache(max_photos=2 + PREFETCH, max_pixels=controller.project.max_pixels)
@@ -160,6 +161,7 @@ class MainWindow:
             menu="Tools")
         add("jobs.cancel", "Cancel the background job", self.jobs.cancel, None, lambda: self.jobs.busy, menu="Tools")
         add("agreement.open", "Agreement…", self.open_agreement, None, menu="Tools")
+        add("dedup.review", "Duplicate cells…", self.open_dedup_review, None, menu="Tools")
         add("cell.nucleus", "Nucleus and cell mask…", self.open_nucleus_panel, "<Key-n>", has_cell, menu="Tools")
         add("file.open", "Open project…", self._open_project_dialog, "<Control-o>", menu="File")
         add("file.switch_expert", "Switch expert…", self._switch_expert, None, menu="File")
@@ -249,6 +251,14 @@ class MainWindow:
             self.agreement_view.top.lift()
         else:
             self.agreement_view = AgreementView.for_window(self, self._callback_exception)
+
+    def open_dedup_review(self) -> None:
+        """Tools → Duplicate cells… (issue 5, item 5)."""
+        from .dedup_review import DedupReviewView
+        if self.dedup_review is not None and self.dedup_review.exists():
+            self.dedup_review.top.lift()
+        else:
+            self.dedup_review = DedupReviewView.for_window(self, self._callback_exception)
 
     def open_nucleus_panel(self) -> None:
         """Tools → Nucleus and cell mask… on the selected cell (issue 6)."""

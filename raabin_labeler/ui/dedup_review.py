@@ -1,0 +1,435 @@
+"""Tools → Duplicate cells… (issue 5, item 5): review the groups a search marked, side by side.
+
+Each row is one physical cell seen several times: the kept crop (thick green border) and its
+duplicates with their distances to it and their sharpness. The reviewer confirms the group,
+splits a member off, or keeps another member instead; Ctrl+Z undoes. Clicking a crop shows the
+cell in the labeling window. The model is a :class:`DedupReviewController`; files are read and
+crops cut on worker threads (:mod:`.thumbnails`), the search runs as a background job, and all
+results are applied on the Tk thread from ``after`` (STYLE.md).
+"""
+from __future__ import annotations
+
+import tkinter as tk
+from tkinter import ttk
+from typing import TYPE_CHECKING, Any, Callable
+
+from PIL import ImageTk
+
+from ..app.dedup_review import (THUMBNAIL, DedupReviewController, LabelingAnnotations, Marks, Member, ReviewGroup,
+                                default_author, read_marks, search_job)
+from ..core.jobs import Finished, ItemDone, Job, Progress
+from ..errors import UserError
+from .thumbnails import LazyLoader
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+POLL_MS = 50
+THUMBS_PER_TICK = 6  # crops turned into PhotoImages per tick: the window never stalls
+GROUP_PAGE = 30  # groups shown at once; "Show more" adds a page
+KEPT_COLOUR = "#2e9e3e"
+MEMBER_COLOUR = "#b0b0b0"
+TILE_WIDTH = THUMBNAIL + 34  # px a crop's tile takes in a line, border and padding included
+ErrorHandler = Callable[[type, BaseException, Any], None]
+
+
+def evidence_text(member: Member) -> str:
+    """The distances to the keeper that made the search group them (ImageHash bits, correlations)."""
+    e = member.evidence
+    if not e:
+        return "distance to the keeper\nnot measured"
+    lines = [f"aHash {e['ahash']} · pHash {e['phash']}" if "ahash" in e else ""]
+    if "ncc" in e:
+        lines.append(f"NCC {e['ncc']:.3f} · texture {e.get('texture_ncc', float('nan')):.3f}")
+    return "\n".join(line for line in lines if line)
+
+
+def show_cell(window: "MainWindow", member: Member) -> None:
+    """Open the member's photo in the labeling window with its cell selected and centred.
+
+    The window's expert knows the cell by its id when the review is of their cells or of the
+    detector's proposals; otherwise the cell under the box centre is selected.
+    """
+    c = window.controller
+    if member.image not in c.images:
+        window.note(f"{member.image} is no longer in the project")
+        return
+    if c.image != member.image and not c.open_image(member.image):
+        return
+    if c.find(member.cell_id) is not None:
+        c.select(member.cell_id)
+    elif member.box is not None:
+        c.select_at(*member.box.center)
+    if member.box is not None:
+        window.canvas.center_on(member.box)
+    window.root.lift()
+    window.canvas.focus_set()
+
+
+class DedupReviewView:
+    """The Toplevel. ``ctl`` is rebuilt when another author is chosen."""
+
+    def __init__(self, window: "MainWindow", report_error: ErrorHandler):
+        self.window = window
+        self.project = window.controller.project
+        self.report_error = report_error
+        self.annotations = LabelingAnnotations(window.controller)
+        self.ctl: DedupReviewController | None = None
+        self.loader = LazyLoader("dedup-marks")
+        self.thumbs = LazyLoader("dedup-crops")
+        self.job: Job | None = None
+        self.loaded = False
+        self.shown = 0  # groups on screen (pages of GROUP_PAGE)
+        self._photos: dict[str, ImageTk.PhotoImage] = {}  # by cell ref; Tk drops an image nobody holds
+        self._sharpness: dict[str, float] = {}  # measured while cutting crops
+        self._crop_buttons: dict[str, list[ttk.Button]] = {}
+        self._sharp_labels: dict[str, list[tk.StringVar]] = {}
+        self.rows: list[ttk.LabelFrame] = []  # one per group on screen
+        self.lines: list[ttk.Frame] = []  # the lines the groups flow into
+        self._laid_width = 0
+        self._relayout_job: str | None = None
+        self.top = tk.Toplevel(window.root)
+        self.top.title(f"Duplicate cells — {self.project.name}")
+        self.top.geometry("1180x820")
+        self.top.protocol("WM_DELETE_WINDOW", self.close)
+        self.author = tk.StringVar(value="")
+        self.mode = tk.StringVar(value="robust")
+        self.status = tk.StringVar(value="reading the marks…")
+        self.summary = tk.StringVar(value="")
+        self.redundant = tk.StringVar(value="")
+        self._build()
+        self.top.bind("<Control-z>", lambda e: self.undo())
+        self._poll_job: str | None = self.top.after(POLL_MS, self._poll)
+        self.load(None)
+
+    @classmethod
+    def for_window(cls, window: "MainWindow", report_error: ErrorHandler) -> "DedupReviewView":
+        return cls(window, report_error)
+
+    def exists(self) -> bool:
+        try:
+            return bool(self.top.winfo_exists())
+        except tk.TclError:
+            return False
+
+    # -- layout ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        style = ttk.Style(self.top)
+        style.configure("Crop.TButton", padding=0)
+        style.configure("Kept.TLabel", foreground=KEPT_COLOUR, font=("TkDefaultFont", 10, "bold"))
+        bar = ttk.Frame(self.top, padding=4)
+        bar.pack(fill="x")
+        ttk.Label(bar, text="Cells of:").pack(side="left")
+        authors = self.project.authors()
+        self.author_box = ttk.Combobox(bar, textvariable=self.author, values=authors, state="readonly", width=16)
+        self.author_box.pack(side="left", padx=(2, 10))
+        self.author_box.bind("<<ComboboxSelected>>", lambda e: self.load(self.author.get()))
+        ttk.Label(bar, text="Mode:").pack(side="left")
+        for mode, text in (("robust", "robust (aligned + NCC)"), ("paper", "paper (aHash < 11, pHash < 14)")):
+            ttk.Radiobutton(bar, text=text, value=mode, variable=self.mode).pack(side="left")
+        self.find_button = ttk.Button(bar, text="Find duplicates", command=self.find)
+        self.find_button.pack(side="left", padx=10)
+        self.progress = ttk.Progressbar(bar, mode="determinate", maximum=1, length=160)
+        self.progress.pack(side="left")
+        info = ttk.Frame(self.top, padding=(6, 0))
+        info.pack(fill="x")
+        ttk.Label(info, text="Ctrl+Z undo · click a crop to see it on its photo",
+                  foreground="#555555").pack(side="right", anchor="n")
+        ttk.Label(info, textvariable=self.summary, style="Heading.TLabel").pack(anchor="w")
+        ttk.Label(info, textvariable=self.redundant, wraplength=1100, justify="left").pack(anchor="w")
+        status = ttk.Frame(self.top, padding=(6, 2))
+        status.pack(fill="x", side="bottom")
+        ttk.Label(status, textvariable=self.status).pack(side="left")
+        body = ttk.Frame(self.top)
+        body.pack(fill="both", expand=True)
+        self.list_canvas = tk.Canvas(body, highlightthickness=0)
+        scroll = ttk.Scrollbar(body, orient="vertical", command=self.list_canvas.yview)
+        self.list_canvas.configure(yscrollcommand=scroll.set)
+        scroll.pack(side="right", fill="y")
+        self.list_canvas.pack(fill="both", expand=True)
+        self.list_frame = ttk.Frame(self.list_canvas, padding=4)
+        self.list_canvas.create_window(0, 0, window=self.list_frame, anchor="nw")
+        self.list_frame.bind("<Configure>", lambda e: self.list_canvas.configure(
+            scrollregion=self.list_canvas.bbox("all")))
+        self.more_button = ttk.Button(self.list_frame, text="Show more", command=self.show_more)
+        self._scrolls(self.list_canvas)
+        self.list_canvas.bind("<Configure>", self._resized)
+
+    def _scrolls(self, widget: tk.Misc) -> None:
+        """The wheel scrolls the list wherever the pointer is over it (X11 buttons 4/5, others)."""
+        for sequence, step in (("<Button-4>", -3), ("<Button-5>", 3)):
+            widget.bind(sequence, lambda e, s=step: self.list_canvas.yview_scroll(s, "units"))
+        widget.bind("<MouseWheel>", lambda e: self.list_canvas.yview_scroll(-1 if e.delta > 0 else 1, "units"))
+
+    # -- reading ------------------------------------------------------------------------------
+    def load(self, author: str | None) -> None:
+        """Read the marks of ``author`` (None: the default one) off the Tk thread."""
+        try:
+            self.annotations.settle()  # the labeling window's pending edits reach the files first
+        except UserError as exc:
+            self.status.set(str(exc))
+            return
+        self.loaded = False
+        self.status.set("reading the marks…")
+        project, expert = self.project, self.window.controller.expert
+
+        def read() -> tuple[str, Marks]:
+            who = author or default_author(project, expert)
+            return who, read_marks(project, who)
+
+        self.loader.request([("marks", read)])
+
+    def _marks_read(self, author: str, marks: Marks) -> None:
+        if self.ctl is None or self.ctl.author != author:
+            self.ctl = DedupReviewController(self.project, author, self.annotations)
+            self._photos.clear()
+            self._sharpness.clear()
+        self.author.set(author)
+        self.ctl.show(marks)
+        self.loaded = True
+        self.status.set("")
+        self.render(keep_scroll=False)
+
+    # -- the search ---------------------------------------------------------------------------
+    def find(self) -> None:
+        """Search the chosen author's cells in the background; marks are written when it ends."""
+        if self.ctl is None or self.job is not None:
+            return
+        try:
+            self.annotations.settle()
+        except UserError as exc:
+            self.status.set(str(exc))
+            return
+        self.job = search_job(self.project, self.ctl.author, self.mode.get(), self.window.job_runner(2))
+        self.find_button.configure(state="disabled")
+        self.author_box.configure(state="disabled")
+        self.progress.configure(maximum=1, value=0)
+        self.status.set(f"{self.job.name}: cutting crops…")
+        self.job.start()
+
+    def _job_events(self) -> None:
+        job = self.job
+        assert job is not None
+        for event in job.drain(limit=20):
+            if isinstance(event, Progress) and event.item == "crops hashed":
+                self.progress.configure(maximum=max(1, event.total), value=event.done)
+                self.status.set(f"{job.name}: {event.done} / {event.total} crops hashed")
+            elif isinstance(event, ItemDone):
+                if event.outcome.error is not None:
+                    self.status.set(f"{job.name} failed: {event.outcome.error}")
+                else:
+                    self._search_done(event.outcome.value)
+            elif isinstance(event, Finished):
+                self.job = None
+                self.find_button.configure(state="normal")
+                self.author_box.configure(state="readonly")
+                if event.last_error and not event.errors:
+                    self.status.set(event.last_error)
+                return
+
+    def _search_done(self, found) -> None:
+        assert self.ctl is not None
+        try:
+            changed = self.ctl.apply_search(found)
+        except UserError as exc:
+            self.status.set(str(exc))
+            return
+        self.progress.configure(value=self.progress.cget("maximum"))
+        self.status.set(f"{found.cells} cells searched: {len(found.groups)} groups found, "
+                        f"{changed} cell(s) marked anew")
+        self.render(keep_scroll=False)
+
+    # -- the list -----------------------------------------------------------------------------
+    def render(self, keep_scroll: bool = True) -> None:
+        """Rebuild the rows of the groups on screen (decisions change a few; it stays cheap)."""
+        ctl = self.ctl
+        assert ctl is not None
+        where = self.list_canvas.yview()[0]
+        for line in self.lines:
+            line.destroy()
+        self.lines.clear()
+        self.rows.clear()
+        self._crop_buttons.clear()
+        self._sharp_labels.clear()
+        groups = ctl.groups
+        self.shown = min(len(groups), max(self.shown, GROUP_PAGE) if keep_scroll else GROUP_PAGE)
+        confirmed = sum(g.confirmed for g in groups)
+        dropped = sum(len(g.members) for g in groups)
+        self.summary.set(f"{ctl.author}: {len(groups)} cell(s) seen more than once · {dropped} duplicate(s) "
+                         f"left out of exports · {confirmed} group(s) confirmed" if groups else
+                         f"{ctl.author}: no duplicates marked. Choose a mode and press Find duplicates.")
+        photos = ctl.redundant_photos
+        self.redundant.set(f"Redundant photos (every cell a duplicate of one elsewhere): {', '.join(photos)}"
+                           if photos else "No redundant photos.")
+        self._laid_width = self.list_canvas.winfo_width()
+        room, line, used = max(TILE_WIDTH + 40, self._laid_width - 16), None, 0
+        for index, group in enumerate(groups[:self.shown]):
+            width = (len(group.members) + 1) * TILE_WIDTH + 24
+            if line is None or used + width > room:  # groups flow left to right, as many as fit
+                line, used = ttk.Frame(self.list_frame), 0
+                line.pack(fill="x", anchor="w")
+                self._scrolls(line)
+                self.lines.append(line)
+            self.rows.append(self._group_row(line, index, group))
+            used += width
+        self.more_button.pack_forget()
+        rest = len(groups) - self.shown
+        if rest > 0:
+            self.more_button.configure(text=f"Show {min(rest, GROUP_PAGE)} more ({rest} not shown)")
+            self.more_button.pack(anchor="w", pady=6)
+        self.list_canvas.update_idletasks()
+        self.list_canvas.configure(scrollregion=self.list_canvas.bbox("all"))
+        self.list_canvas.yview_moveto(where if keep_scroll else 0)
+        self._request_crops()
+
+    def show_more(self) -> None:
+        self.shown += GROUP_PAGE
+        self.render()
+
+    def _group_row(self, line: ttk.Frame, index: int, group: ReviewGroup) -> ttk.LabelFrame:
+        state = "✓ confirmed" if group.confirmed else "not reviewed"
+        row = ttk.LabelFrame(line, text=f" {index + 1}. {len(group.members) + 1} photos of one cell · {state} ",
+                             padding=4)
+        row.pack(side="left", anchor="n", padx=(0, 8), pady=4)
+        tiles = ttk.Frame(row)
+        tiles.pack(anchor="w")
+        self._tile(tiles, group, group.keeper, kept=True)
+        for member in group.members:
+            self._tile(tiles, group, member, kept=False)
+        ttk.Button(row, text="Confirm group", command=lambda g=group: self._decide(self.ctl.confirm, g)).pack(
+            anchor="w", pady=(4, 0))
+        for widget in (row, tiles):
+            self._scrolls(widget)
+        return row
+
+    def _resized(self, event) -> None:
+        """Flow the groups again when the width changes by about a crop (debounced)."""
+        if self.ctl is None or abs(event.width - self._laid_width) < TILE_WIDTH // 2:
+            return
+        if self._relayout_job is not None:
+            self.top.after_cancel(self._relayout_job)
+        self._relayout_job = self.top.after(200, self._relayout)
+
+    def _relayout(self) -> None:
+        self._relayout_job = None
+        self.render()
+
+    def _tile(self, master: tk.Misc, group: ReviewGroup, member: Member, kept: bool) -> None:
+        colour, thickness = (KEPT_COLOUR, 5) if kept else (MEMBER_COLOUR, 1)
+        tile = tk.Frame(master, highlightbackground=colour, highlightcolor=colour, highlightthickness=thickness,
+                        padx=4, pady=4)
+        tile.pack(side="left", padx=6, anchor="n")
+        photo = self._photos.get(member.ref) or self._blank()
+        button = ttk.Button(tile, image=photo, style="Crop.TButton", command=lambda m=member: self.open_cell(m))
+        button.pack()
+        self._crop_buttons.setdefault(member.ref, []).append(button)
+        if kept:
+            ttk.Label(tile, text="kept", style="Kept.TLabel").pack()
+        else:
+            ttk.Label(tile, text=evidence_text(member), justify="center").pack()
+        sharp = tk.StringVar(value=self._sharpness_text(member.ref))
+        self._sharp_labels.setdefault(member.ref, []).append(sharp)
+        ttk.Label(tile, textvariable=sharp).pack()
+        ttk.Label(tile, text=f"{member.image}\n{member.cell_id}", foreground="#555555", justify="center",
+                  wraplength=THUMBNAIL + 20).pack()
+        if not kept:
+            ttk.Button(tile, text="Not the same cell",
+                       command=lambda g=group, m=member: self._decide(self.ctl.split, g, m)).pack(fill="x")
+            ttk.Button(tile, text="Keep this one",
+                       command=lambda g=group, m=member: self._decide(self.ctl.swap_keeper, g, m)).pack(fill="x")
+        for widget in (tile, button):
+            self._scrolls(widget)
+
+    def _blank(self) -> tk.PhotoImage:
+        if not hasattr(self, "_blank_photo"):
+            self._blank_photo = tk.PhotoImage(master=self.top, width=THUMBNAIL, height=THUMBNAIL)
+        return self._blank_photo
+
+    def _sharpness_text(self, ref: str) -> str:
+        known = self.ctl.sharpness.get(ref) if self.ctl else None
+        value = known if known is not None else self._sharpness.get(ref)
+        return "sharpness …" if value is None else f"sharpness {value:.1f}"
+
+    def _request_crops(self) -> None:
+        """Cut the crops not cut yet, photo by photo (the controller keeps the last photo decoded)."""
+        ctl = self.ctl
+        assert ctl is not None
+        todo = {m.ref: m for g in ctl.groups[:self.shown] for m in (g.keeper, *g.members)
+                if m.ref not in self._photos and m.box is not None}
+        ordered = sorted(todo.values(), key=lambda m: (m.image, m.cell_id))
+        self.thumbs.request([(m.ref, lambda m=m: ctl.crop(m)) for m in ordered])
+
+    @property
+    def crops_loaded(self) -> bool:
+        return self.loaded and not self.thumbs.busy
+
+    # -- decisions ------------------------------------------------------------------------------
+    def _decide(self, action: Callable[..., None], *args) -> None:
+        if self.ctl is None or self.job is not None:
+            self.status.set("Wait until the search ends.")
+            return
+        try:
+            action(*args)
+        except UserError as exc:
+            self.status.set(str(exc))
+            return
+        self.status.set("")
+        self.render()
+
+    def undo(self) -> None:
+        if self.ctl is None or not self.ctl.can_undo():
+            self.status.set("Nothing to undo.")
+            return
+        self._decide(self.ctl.undo)
+
+    def open_cell(self, member: Member) -> None:
+        show_cell(self.window, member)
+
+    # -- the poll loop ---------------------------------------------------------------------------
+    def _poll(self) -> None:
+        self._poll_job = None
+        try:
+            for result in self.loader.drain(limit=1):
+                if result.crash:
+                    self.report_error(*result.crash)
+                    self.status.set("reading the marks: internal error (see the log)")
+                elif result.problem:
+                    self.status.set(result.problem)
+                else:
+                    self._marks_read(*result.value)
+            if self.job is not None:
+                self._job_events()
+            for result in self.thumbs.drain(limit=THUMBS_PER_TICK):
+                self._crop_arrived(result)
+        finally:
+            if self.exists():
+                self._poll_job = self.top.after(POLL_MS, self._poll)
+
+    def _crop_arrived(self, result) -> None:
+        if result.crash:
+            self.report_error(*result.crash)
+            return
+        if result.problem:
+            self.status.set(result.problem)
+            return
+        image, sharpness = result.value
+        photo = self._photos[result.key] = ImageTk.PhotoImage(image, master=self.top)
+        if sharpness is not None:
+            self._sharpness[result.key] = sharpness
+        for button in self._crop_buttons.get(result.key, ()):
+            button.configure(image=photo)
+        for var in self._sharp_labels.get(result.key, ()):
+            var.set(self._sharpness_text(result.key))
+
+    # -- closing -------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.loader.stop()
+        self.thumbs.stop()
+        if self.job is not None:
+            self.job.cancel()  # its result is dropped: nothing is marked after the window closes
+            self.job = None
+        for job in (self._poll_job, self._relayout_job):
+            if job is not None:
+                self.top.after_cancel(job)
+        self._poll_job = self._relayout_job = None
+        self.top.destroy()

@@ -1,0 +1,95 @@
+"""Tools → Duplicate cells… under Xvfb (issue 5, item 5): search, groups with the keeper highlighted,
+split, swap, undo, and a crop that opens its cell in the labeling window."""
+from __future__ import annotations
+
+import shutil
+import tkinter as tk
+
+import pytest
+
+from raabin_labeler.core.jobs import SyncRunner
+from raabin_labeler.core.paths import SAMPLE_PROJECT_DIR
+from raabin_labeler.core.project import DETECTOR, Project
+from raabin_labeler.core.project_dedup import DECISION, NOT_DUPLICATE, split_ref
+from raabin_labeler.ui.dedup_review import KEPT_COLOUR
+
+from .conftest import wait_until
+
+AUTHOR = "truth"
+
+
+@pytest.fixture
+def sample(tmp_path) -> Project:
+    return Project.open(shutil.copytree(SAMPLE_PROJECT_DIR, tmp_path / "sample"))
+
+
+def buttons(widget: tk.Misc, text: str) -> list[tk.Misc]:
+    found = [widget] if widget.winfo_class() == "TButton" and widget.cget("text") == text else []
+    for child in widget.winfo_children():
+        found += buttons(child, text)
+    return found
+
+
+def files(project: Project) -> dict[str, bytes]:
+    return {image: project.annotation_path(AUTHOR, image).read_bytes() for image in project.images()}
+
+
+def test_find_review_split_swap_undo_and_open_a_cell(open_window, sample):
+    window = open_window(sample, AUTHOR)
+    window.job_runner = lambda n: SyncRunner()
+    window.run("dedup.review")
+    view = window.dedup_review
+    wait_until(window.root, lambda: view.loaded)
+    assert view.author.get() == DETECTOR  # nobody has marks yet: the detector's proposals are offered
+    window.run("dedup.review")
+    assert window.dedup_review is view  # reused, not opened twice
+
+    view.author.set(AUTHOR)
+    view.author_box.event_generate("<<ComboboxSelected>>")
+    wait_until(window.root, lambda: view.loaded and view.ctl.author == AUTHOR)
+    view.mode.set("paper")
+    view.find_button.invoke()
+    wait_until(window.root, lambda: view.job is None and len(view.ctl.groups) == 12)
+    assert len(view.rows) == 12 and "12 cell(s) seen more than once" in view.summary.get()
+    assert "cam-b/field-02.jpg" in view.redundant.get()
+    before = files(sample)
+
+    wait_until(window.root, lambda: view.crops_loaded, timeout=20)
+    first = view.ctl.groups[0]
+    kept_tile = view._crop_buttons[first.keeper.ref][0].master
+    assert kept_tile.cget("highlightthickness") == 5 and kept_tile.cget("highlightbackground") == KEPT_COLOUR
+    assert all("…" not in var.get() for vars_ in view._sharp_labels.values() for var in vars_)
+
+    # "Not the same cell" on the first group: the photo the labeling window shows is in it
+    member = first.members[0]
+    assert window.controller.image in (first.keeper.image, member.image)
+    buttons(view.rows[0], "Not the same cell")[0].invoke()
+    assert len(view.rows) == 11
+    window.controller.autosaver.flush()
+    image, cell_id = split_ref(member.ref)
+    assert sample.load(AUTHOR, image).cell(cell_id).extra[DECISION] == NOT_DUPLICATE
+
+    # "Keep this one" on what is now the first group
+    group = view.ctl.groups[0]
+    chosen = group.members[0]
+    buttons(view.rows[0], "Keep this one")[0].invoke()
+    assert view.ctl.groups[0].keeper.ref == chosen.ref
+    assert view._crop_buttons[chosen.ref][0].master.cget("highlightthickness") == 5
+
+    view.top.focus_force()
+    window.root.update()
+    for _ in range(2):
+        view.top.event_generate("<Control-z>")
+        window.root.update()
+    window.controller.autosaver.flush()
+    assert len(view.rows) == 12 and files(sample) == before
+
+    # a click on a duplicate's crop shows that cell in the labeling window
+    target = view.ctl.groups[5].members[0]
+    crop = view._crop_buttons[target.ref][0]
+    view.list_canvas.yview_moveto((crop.winfo_rooty() - view.list_frame.winfo_rooty()) / view.list_frame.winfo_height())
+    window.root.update()
+    crop.event_generate("<ButtonPress-1>", x=10, y=10)
+    crop.event_generate("<ButtonRelease-1>", x=10, y=10)
+    wait_until(window.root, lambda: window.controller.image == target.image)
+    assert window.controller.selected == target.cell_id

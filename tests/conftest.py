@@ -1,6 +1,7 @@
 """Shared fixtures: the real data beside the checkout, and small synthetic photos."""
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import numpy as np
@@ -31,3 +32,15 @@ def write_photo(path: Path, width: int = 320, height: int = 240, seed: int = 0, 
 @pytest.fixture
 def make_photo():
     return write_photo
+
+
+class SyncExecutor(Executor):
+    """Runs each job at submit time, so a test sees the save happen in its own thread."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future

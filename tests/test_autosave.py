@@ -7,18 +7,7 @@ import pytest
 
 from raabin_labeler.app.autosave import Autosaver
 from raabin_labeler.core.annotation import Author, Box, Cell, ImageAnnotation, ImageRef
-
-
-class SyncExecutor(Executor):
-    """Runs each job at submit time, so a test sees the save happen in its own thread."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
+from tests.conftest import SyncExecutor
 
 
 class ManualExecutor(Executor):

@@ -5,7 +5,6 @@ what an expert relies on: the JSON on disk (read back with core.store) holds wha
 """
 from __future__ import annotations
 
-from concurrent.futures import Executor, Future
 
 import pytest
 
@@ -15,22 +14,12 @@ from raabin_labeler.core.annotation import Acquisition, Box, Cell
 from raabin_labeler.core.project import DETECTOR, Project
 from raabin_labeler.core.store import backup_path, load_annotation
 
-from tests.conftest import write_photo
+from tests.conftest import SyncExecutor, write_photo
 
 EXPERT = "ann"
 PHOTOS = {"s1/p0.jpg": (800, 600), "s1/p1.jpg": (800, 600), "s1/p2.jpg": (800, 600),
           "s2/q0.jpg": (400, 300)}  # q0 is smaller than the 575 px default box
 D1, D2 = Box(10, 10, 110, 110), Box(300, 10, 400, 110)
-
-
-class SyncExecutor(Executor):
-    def submit(self, fn, /, *args, **kwargs):
-        future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
 
 
 class Clock:

@@ -480,19 +480,16 @@ class LabelingController:
         return bool(self._redo)
 
     def undo(self) -> None:
-        if not self._undo or self.annotation is None:
-            return
-        self._redo.append(_Snapshot(self.annotation, self.selected))
-        snap = self._undo.pop()
-        self.annotation, self.selected = snap.annotation, snap.selected
-        self.autosaver.changed(self.annotation)
-        self._notify("cells")
+        self._step(self._undo, self._redo)
 
     def redo(self) -> None:
-        if not self._redo or self.annotation is None:
+        self._step(self._redo, self._undo)
+
+    def _step(self, source: list[_Snapshot], target: list[_Snapshot]) -> None:
+        if not source or self.annotation is None:
             return
-        self._undo.append(_Snapshot(self.annotation, self.selected))
-        snap = self._redo.pop()
+        target.append(_Snapshot(self.annotation, self.selected))
+        snap = source.pop()
         self.annotation, self.selected = snap.annotation, snap.selected
         self.autosaver.changed(self.annotation)
         self._notify("cells")

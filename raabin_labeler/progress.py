@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, Callable, TextIO
+
+from .core.jobs import Finished, ItemDone, Job
+from .errors import UserError
 
 
 class ProgressBar:
@@ -48,3 +51,36 @@ class ProgressBar:
         line = f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {item[-40:]}"
         self.stream.write(line.ljust(100)[:100])
         self.stream.flush()
+
+
+def run_job_with_bar(job: Job, label: str,
+                     on_result: Callable[[Any, Any], None] | None = None) -> tuple[int, list[str]]:
+    """Run ``job`` on its thread while drawing a bar; returns (items done, one line per failure).
+
+    ``on_result(item, value)`` handles each success on this thread (e.g. saves a file); a
+    ``UserError`` it raises counts as that item's failure, and the batch goes on.
+    """
+    errors: list[str] = []
+    done = 0
+    with ProgressBar(len(job.items), label) as bar:
+        job.start()  # on a thread, so the bar is drawn while the pool works
+        while True:
+            event = job.events.get()
+            if isinstance(event, ItemDone):
+                outcome, name = event.outcome, job.describe(event.outcome.item)
+                error = outcome.error
+                if error is None and on_result is not None:
+                    try:
+                        on_result(outcome.item, outcome.value)
+                    except UserError as exc:
+                        error = str(exc)
+                if error is None:
+                    done += 1
+                else:
+                    text = error.split(": ", 1)[-1] if error.split(": ", 1)[0].endswith(("Error", "Exception")) else error
+                    errors.append(text if name in text else f"{name}: {text}")
+                bar.update(done + len(errors), name)
+            elif isinstance(event, Finished):
+                if event.last_error and event.done < event.total:
+                    errors.append(f"the job stopped early: {event.last_error}")
+                return done, errors

@@ -25,8 +25,8 @@ from raabin_labeler.core.project import Project
 from raabin_labeler.core.store import load_annotation
 from raabin_labeler.errors import UserError
 
-from tests.conftest import BCCD
-from tests.test_labeling_controller import Clock, SyncExecutor
+from tests.conftest import SyncExecutor
+from tests.test_labeling_controller import Clock
 
 EXPERT = "expert-a"
 PHOTO = "BloodImage_00000.jpg"

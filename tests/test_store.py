@@ -3,7 +3,6 @@ atomic saves under SIGKILL, concurrent experts, and no crash on any malformed in
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -17,8 +16,7 @@ from hypothesis import strategies as st
 
 from raabin_labeler.core.annotation import (Acquisition, Author, Box, Cell, ImageAnnotation, ImageRef,
                                             Status)
-from raabin_labeler.core.store import (StoreError, backup_path, load_annotation, save_annotation,
-                                       write_json)
+from raabin_labeler.core.store import StoreError, backup_path, load_annotation, save_annotation
 
 
 def sample_annotation(n_cells: int = 3, author: str = "expert-a") -> ImageAnnotation:

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 from ..core.detection import ColorModel, default_model, fit_color_model
-from ..core.jobs import Finished, ItemDone, Job, PoolRunner, Runner
+from ..core.jobs import Job, PoolRunner, Runner
 from ..core.project import DETECTOR, Project
 from ..core.proposals import detect_one, detection_tasks, save_proposals, training_photos
 from ..errors import UserError
-from ..progress import ProgressBar
+from ..progress import run_job_with_bar
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("detect", help="propose WBC boxes on every photo of a project",
@@ -34,28 +34,7 @@ def detect_project(project: Project, model: ColorModel, images: list[str],
     tasks = detection_tasks(project, model, images)
     job = Job("detect", detect_one, tasks, runner=runner or PoolRunner(processes=True),
               describe=lambda task: task[0])
-    errors: list[str] = []
-    written = 0
-    with ProgressBar(len(tasks), "detect") as bar:
-        job.start()  # on a thread, so the bar is drawn while the pool works
-        while True:
-            event = job.events.get()
-            if isinstance(event, ItemDone):
-                image = event.outcome.item[0]
-                if event.outcome.error is None:
-                    try:
-                        save_proposals(project, image, event.outcome.value)
-                        written += 1
-                    except UserError as exc:
-                        errors.append(str(exc))
-                else:
-                    errors.append(f"{image}: {event.outcome.error.split(': ', 1)[-1]}")
-                bar.update(written + len(errors), image)
-            elif isinstance(event, Finished):
-                if event.last_error and event.done < event.total:
-                    errors.append(f"the job stopped early: {event.last_error}")
-                break
-    return written, errors
+    return run_job_with_bar(job, "detect", lambda task, found: save_proposals(project, task[0], found))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,10 +21,10 @@ import numpy as np
 from PIL import Image
 
 from ..core.imageio import ImageError, image_info, open_image, to_array
-from ..core.jobs import Finished, ItemDone, Job, PoolRunner, Runner
+from ..core.jobs import Job, PoolRunner, Runner
 from ..core.nucleus import BATCH_WORK_SIZE, batch_mask
 from ..errors import UserError
-from ..progress import ProgressBar
+from ..progress import run_job_with_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,27 +108,7 @@ def make_masks(crops: list[Path], out_dir: Path, nucleus_only: bool = False,
     tasks = [(crop, out_dir, nucleus_only) for crop in crops]
     job = Job("nucleus", write_mask, tasks, runner=runner or PoolRunner(processes=True),
               describe=lambda task: task[0].name)
-    errors: list[str] = []
-    written = 0
-    with ProgressBar(len(tasks), "nucleus") as bar:
-        # Run on a thread so the bar is drawn while the pool works.
-        job.start()
-        while True:
-            event = job.events.get()
-            if isinstance(event, ItemDone):
-                outcome = event.outcome
-                if outcome.error is None:
-                    written += 1
-                else:
-                    text = outcome.error.split(": ", 1)[-1]
-                    name = str(outcome.item[0])
-                    errors.append(text if name in text else f"{name}: {text}")
-                bar.update(written + len(errors), outcome.item[0].name)
-            elif isinstance(event, Finished):
-                if event.last_error and event.done < event.total:
-                    errors.append(f"the job stopped early: {event.last_error}")
-                break
-    return written, errors
+    return run_job_with_bar(job, "nucleus")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -517,10 +517,8 @@ def find_duplicates(paths: Sequence[str | Path], names: Sequence[str] | None = N
     comps = [c for c in connected_components(len(table), zip(edges.i.tolist(), edges.j.tolist()))
              if len(c) > 1]
     sharp = group_sharpness(paths, [k for c in comps for k in c], runner=runner)
-    accepts = None
-    if mode == "robust":
-        def accepts(keeper: int, member: int) -> bool:
-            return resembles(table, keeper, member, robust_rule)[0]
+    accepts = ((lambda keeper, member: resembles(table, keeper, member, robust_rule)[0])
+               if mode == "robust" else None)
     groups = []
     for keeper, drop in keeper_groups(comps, sharp, accepts):
         evidence: dict = {"mode": mode,

@@ -11,6 +11,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
+from .core.paths import SAMPLE_PROJECT_DIR
 from .errors import UserError
 
 COMMANDS = ("open", "init", "import_", "export", "detect", "evaluate_detection", "agreement", "nucleus", "dedup", "sample")
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv or ["open"])
+    args = parser.parse_args(argv or ["open", str(SAMPLE_PROJECT_DIR)])  # no arguments: the sample
     try:
         return int(args.run(args) or 0)
     except UserError as exc:

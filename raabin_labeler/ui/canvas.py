@@ -249,11 +249,14 @@ class PhotoCanvas(tk.Canvas):
             width = 3 if selected else 2
             self.create_rectangle(x1, y1, x2, y2, outline=color, width=width,
                                   dash=(6, 4) if proposal else (), tags=("cell", tag, f"{tag}:rect"))
-            if text:
+            if text:  # a dark copy underneath keeps the label readable on any stain
+                self.create_text(x1 + 4, y1 + 3, anchor="nw", text=text, fill="#000000",
+                                 font=("TkDefaultFont", 10, "bold"), tags=("cell", tag, f"{tag}:shadow"))
                 self.create_text(x1 + 3, y1 + 2, anchor="nw", text=text, fill=color,
                                  font=("TkDefaultFont", 10, "bold"), tags=("cell", tag, f"{tag}:text"))
         else:
             self.coords(f"{tag}:rect", x1, y1, x2, y2)
+            self.coords(f"{tag}:shadow", x1 + 4, y1 + 3)
             self.coords(f"{tag}:text", x1 + 3, y1 + 2)
 
     def _draw_handles(self) -> None:

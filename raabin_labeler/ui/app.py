@@ -1,6 +1,7 @@
 """Starting the window: which project, which expert, and what to show first."""
 from __future__ import annotations
 
+import gc
 import importlib
 import threading
 import tkinter as tk
@@ -126,4 +127,6 @@ def launch(project: Path | None, *, expert: str | None, sample: Path) -> int:
         root.after(1500, _warm_up_agreement_view)
         root.mainloop()
         folder, settings = session.next_project, session.settings
+        del session, root
+        gc.collect()  # free Tk objects on this thread: Tcl aborts if a worker thread frees them
     return 0

@@ -6,6 +6,7 @@ it). Work off the Tk thread — decoding, saving — reports through queues drai
 """
 from __future__ import annotations
 
+import gc
 import logging
 import tkinter as tk
 import traceback
@@ -28,6 +29,8 @@ from .jobs_panel import JobsPanel
 from .panels import AcquisitionPanel, LabelPanel, Magnifier, PhotoList
 
 POLL_MS = 50
+GC_YOUNG_TICKS = 20  # young objects collected every second,
+GC_FULL_TICKS = 600  # everything every 30 s (a few ms, on the Tk thread)
 PREFETCH = 2  # photos decoded ahead when moving forward
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,11 @@ class MainWindow:
         self._bind_keys()
         controller.listeners.append(self._changed)
         root.protocol("WM_DELETE_WINDOW", self.close)
+        # Garbage is collected on the Tk thread only: a collection that runs in a worker
+        # thread can free Tk objects there, and Tcl aborts the process when that happens.
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
+        self._ticks = 0
         self._poll_job = root.after(POLL_MS, self._poll)
 
     # -- layout ---------------------------------------------------------------------------
@@ -439,6 +447,11 @@ class MainWindow:
     # -- the poll loop: decodes, saves --------------------------------------------------------
     def _poll(self) -> None:
         self._poll_job = None
+        self._ticks += 1
+        if self._ticks % GC_FULL_TICKS == 0:
+            gc.collect()
+        elif self._ticks % GC_YOUNG_TICKS == 0:
+            gc.collect(1)
         try:
             before = self.controller.autosaver.state
             after = self.controller.autosaver.tick()
@@ -491,3 +504,6 @@ class MainWindow:
             self.nucleus_panel.close()
         self.cache.close()
         self.root.destroy()
+        gc.collect()
+        if self._gc_was_enabled:
+            gc.enable()

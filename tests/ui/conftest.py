@@ -1,6 +1,7 @@
 """Widget tests: a real, shown window under Xvfb, driven with event_generate (STYLE.md)."""
 from __future__ import annotations
 
+import gc
 import os
 import time
 import tkinter as tk
@@ -41,6 +42,10 @@ def tk_root():
         root.destroy()
     except tk.TclError:
         pass
+    # Collect the window's reference cycles here, on the Tk thread: a collection that happens
+    # to run in a worker thread would free the Tcl interpreter there, and Tcl aborts.
+    gc.collect()
+    gc.enable()  # a window left open by a test switched automatic collection off
 
 
 @pytest.fixture

@@ -572,3 +572,12 @@ def test_listeners_hear_what_changed(ctl):
     ctl.select(None)
     ctl.next_photo()
     assert heard == ["cells", "selection", "photo"]
+
+
+def test_opening_a_photo_selects_its_first_unlabeled_cell_so_keys_work_at_once(project, clock):
+    ctl = make_controller(project, clock)
+    assert ctl.selected == "d-1"  # the detector's first proposal in reading order
+    ctl.label_key("3")
+    assert ctl.find("d-1")[0].label == "monocyte" and ctl.selected == "d-2"
+    quiet = make_controller(project, clock, advance_after_label=False)
+    assert quiet.selected is None

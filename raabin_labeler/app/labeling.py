@@ -99,6 +99,8 @@ class LabelingController:
         self.proposals = self._load_proposals(image)
         self.other = self._load_others(image)
         self._last_activity = None
+        if self.advance_after_label and self.annotation is not None:
+            self._select_first_unlabeled()  # label keys work at once, no click needed
         self._notify("photo")
         return self.problem is None
 
@@ -426,6 +428,13 @@ class LabelingController:
         """
         if self.editable() and self.find(cell.id) is not None:
             self._commit(self.annotation.with_cell(cell), self.selected)
+
+    def _select_first_unlabeled(self) -> None:
+        for cell in geometry.reading_order(self.visible_cells()):
+            found = self.find(cell.id)
+            if found and (found[1] or not found[0].label):
+                self.selected = cell.id
+                return
 
     def select_next_unlabeled(self) -> None:
         order = geometry.reading_order(self.visible_cells())

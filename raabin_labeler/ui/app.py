@@ -19,12 +19,15 @@ def ask_expert(root: tk.Misc, project: Project, current: str | None) -> str | No
     """The identity dialog: pick a known expert of the project or type a new name."""
     dialog = tk.Toplevel(root)
     dialog.title("Who is labeling?")
-    dialog.transient(root)
+    if root.winfo_viewable():
+        dialog.transient(root)
     ttk.Label(dialog, text="Your expert name. Your labels are saved under it, apart from other experts'.",
               wraplength=320).pack(padx=10, pady=(10, 4))
     choice = tk.StringVar(value=current or (project.experts[0] if project.experts else ""))
     box = ttk.Combobox(dialog, textvariable=choice, values=project.experts)
     box.pack(padx=10, fill="x")
+    box.select_range(0, "end")  # typing a new name replaces the suggestion
+    box.icursor("end")
     box.focus_set()
     error = ttk.Label(dialog, foreground="#a03030")
     error.pack(padx=10)
@@ -42,6 +45,7 @@ def ask_expert(root: tk.Misc, project: Project, current: str | None) -> str | No
     dialog.bind("<Return>", ok)
     dialog.protocol("WM_DELETE_WINDOW", dialog.destroy)
     dialog.wait_visibility()
+    box.focus_force()  # the first thing the user does is type a name
     dialog.grab_set()
     root.wait_window(dialog)
     return result[0] if result else None
@@ -64,7 +68,9 @@ class Session:
             return None
         expert = expert or self.settings.expert
         if expert is None:
+            self.root.withdraw()  # the dialog alone, not over an empty window
             expert = ask_expert(self.root, project, None)
+            self.root.deiconify()
             if expert is None:
                 return None
         self.settings.expert = expert

@@ -117,6 +117,27 @@ def test_block_pair_search_matches_brute_force():
     assert len(brute) >= 40
 
 
+def test_knn_candidates_are_the_nearest_crops_under_the_limit():
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 2**63, 60, dtype=np.uint64)
+    p = rng.integers(0, 2**63, 60, dtype=np.uint64)
+    a[1], p[1] = a[0] ^ np.uint64(0b111), p[0] ^ np.uint64(0b1)  # 4 bits from crop 0
+    a[2], p[2] = a[0] ^ np.uint64(0b1111 << 8), p[0] ^ np.uint64(0b11 << 8)  # 6 bits from crop 0
+    i, j = dedup.knn_pairs(a, p, 1, 28, block=16)
+    pairs = set(zip(i.tolist(), j.tolist()))
+    assert (0, 1) in pairs and (0, 2) in pairs  # 2's nearest is 0, 0's nearest is 1
+    assert all(bin(int(a[x] ^ a[y])).count("1") + bin(int(p[x] ^ p[y])).count("1") < 28
+               for x, y in pairs)
+    assert len(pairs) <= 60  # at most one proposal per crop
+
+
+def test_half_resolution_screen_patches_keep_outside_marked():
+    patch = np.full((1, 32, 32), 100, np.uint8)
+    patch[0, :, :3] = 0  # outside the crop: the 2x2 cells touching it must stay outside
+    half = dedup.half_patches(patch.reshape(1, -1)).reshape(16, 16)
+    assert (half[:, :2] == 0).all() and (half[:, 2:] == 100).all()
+
+
 def test_components_follow_chains_by_bfs():
     comps = dedup.connected_components(7, [(0, 1), (1, 2), (2, 3), (5, 6)])
     assert comps == [[0, 1, 2, 3], [4], [5, 6]]

@@ -9,9 +9,10 @@ kept and the rest dropped.
 That rule misses shifted or rescaled crops of one cell and, at tens of thousands of crops, chains
 unlike cells into mega-groups through single false edges. The default ``robust`` mode therefore
 (1) hashes each crop again after aligning it on its nucleus (centroid and size of the purple,
-dark region), (2) confirms each candidate pair with normalised cross-correlation of the aligned
-grey patches, and (3) lets a crop join a group only if it resembles the group's keeper itself,
-not just some neighbour (issue 5, "a member should resemble the keeper").
+dark region) and proposes each crop's few nearest crops by those hashes, (2) confirms the
+candidate pairs, all in one batch, with normalised cross-correlation of the aligned grey
+patches, and (3) lets a crop join a group only if it resembles the group's keeper itself, not
+just some neighbour (issue 5, "a member should resemble the keeper").
 
 Everything here is pure computation: no Tk, no project files. Hashing runs in processes through
 :mod:`raabin_labeler.core.jobs`; pair search is vectorised popcount over packed 64-bit hashes in
@@ -19,8 +20,10 @@ square blocks, so memory stays bounded as the number of crops grows.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Mapping, Sequence
@@ -39,9 +42,15 @@ Mode = Literal["paper", "robust"]
 #: block of a 32x32 LANCZOS thumbnail.
 HASH_SIDE = 8
 PHASH_SIDE = 32
-#: The reduced JPEG decode keeps at least this many pixels on the short side; checked against a
-#: full decode in benchmarks/dedup_speed.py (issue 5: "same hashes within 1 bit").
-DRAFT_MIN_SIDE = 96
+#: The reduced JPEG decode keeps at least this many pixels on the short side, 4x pHash's 32 px
+#: LANCZOS input: at 96 only 84 % of crops kept both hashes within 1 bit of a full decode, at
+#: 128 about 99 % (benchmarks/dedup_speed.py; issue 5: "same hashes within 1 bit").
+DRAFT_MIN_SIDE = 128
+#: In robust mode the paper's hashes only propose candidates for the correlation test, so a
+#: coarser decode will do: the aligned patch needs the cell at >= 32 px, not the pHash's detail.
+CANDIDATE_DRAFT_SIDE = 64
+#: The nucleus is found on a copy reduced to this short side (see :func:`nucleus_frame`).
+NUCLEUS_SIDE = 64
 #: Side of the nucleus-aligned grey patch kept for cross-correlation (bytes per crop = square).
 PATCH_SIDE = 32
 #: The aligned window spans this many nucleus radii on each side of the nucleus centroid: the
@@ -52,8 +61,8 @@ ALIGN_RADII = 3.5
 SHIFT = 2
 #: Gaussian sigma (patch pixels) of the blur subtracted for the texture correlation.
 TEXTURE_SIGMA = 2.0
-#: Pairs are compared in square blocks of this many crops (memory ~ 9 bytes * BLOCK**2).
-BLOCK = 2048
+#: Pairs are compared in square blocks of this many crops (memory ~ 9 bytes * BLOCK**2 per core).
+BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -68,15 +77,25 @@ class PaperRule:
 class RobustRule:
     """Candidate pairs from nucleus-aligned hashes, confirmed by cross-correlation.
 
-    The aligned-hash thresholds only propose pairs; the two correlations
-    decide: of the grey patches (shape) and of their high-pass (texture, red-cell edges), each the
-    best over small shifts. Thresholds chosen on the hand-checked BCCD pairs
-    (benchmarks/dedup_accuracy.py): blurry look-alike lymphocytes reach 0.975 grey but < 0.92
-    texture correlation.
+    Each crop proposes its ``neighbours`` nearest crops by summed aligned aHash + pHash
+    distance (if < ``hash_below``; 28 = the sum of the former per-hash limits 12 + 16, which
+    missed true pairs with one hash far and the other close, e.g. BCCD rows 28/29 at 3 + 18).
+    Every true pair of BCCD and dataset1 that the aligned hashes reach at all is among the 3
+    nearest; on 20,000 speed-benchmark crops 8 neighbours give 90 of the 96 final edges that 16
+    give, 4 give 83. These only propose pairs. A screen on half-resolution patches (shifts of
+    one half pixel, 8x cheaper) drops candidates far below the final thresholds: on BCCD,
+    dataset1 and the speed benchmark's crops every pair the full test accepts had half-resolution
+    correlations >= 0.96 (grey) and >= 0.73 (texture), so 0.9 / 0.5 leave a wide margin. Then
+    the two correlations decide: of the grey patches (shape) and of their high-pass (texture,
+    red-cell edges), each the best over small shifts. Thresholds chosen on the hand-checked BCCD
+    pairs (benchmarks/dedup_accuracy.py): blurry look-alike lymphocytes reach 0.975 grey but
+    < 0.92 texture correlation.
     """
 
-    ahash_below: int = 12
-    phash_below: int = 16
+    neighbours: int = 8
+    hash_below: int = 28
+    screen_ncc_at_least: float = 0.9
+    screen_texture_at_least: float = 0.5
     ncc_at_least: float = 0.95
     texture_at_least: float = 0.93
 
@@ -178,19 +197,26 @@ def nucleus_frame(rgb: np.ndarray) -> tuple[float, float, float]:
 
     The nucleus is the purple, dark part: high ``(R+B)/2 - G`` combined with darkness, split
     from everything else by Otsu's threshold. A crop with no such region is framed by its centre
-    and a radius of a quarter of its short side, so the crop still gets a signature.
+    and a radius of a quarter of its short side, so the crop still gets a signature. Found on a
+    copy at most ``NUCLEUS_SIDE`` pixels on its short side: the nucleus spans many pixels even
+    there, and it is most of the per-crop cost otherwise.
     """
-    f = rgb.astype(np.float32)
-    r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    score = np.clip((r + b) / 2 - g, 0, None) + np.clip(200 - g, 0, None)
-    score8 = cv2.normalize(score, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    _, mask = cv2.threshold(score8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    h, w = mask.shape
-    area = float(mask.sum())
-    if area < 0.005 * h * w or score.max() - score.min() < 20:
+    h, w = rgb.shape[:2]
+    f = min(1.0, NUCLEUS_SIDE / min(h, w))
+    small = cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else rgb
+    r, g, b = cv2.split(small.astype(np.float32))
+    score = cv2.max((r + b) * 0.5 - g, 0) + cv2.max(200 - g, 0)
+    low, high = float(score.min()), float(score.max())
+    if high - low < 20:
         return w / 2, h / 2, min(w, h) / 4
-    ys, xs = np.nonzero(mask)
-    return float(xs.mean()), float(ys.mean()), float(np.sqrt(area / np.pi))
+    score8 = ((score - low) * (255 / (high - low))).astype(np.uint8)
+    _, mask = cv2.threshold(score8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    m = cv2.moments(mask, binaryImage=True)
+    if m["m00"] < 0.005 * mask.size:
+        return w / 2, h / 2, min(w, h) / 4
+    sx, sy = w / mask.shape[1], h / mask.shape[0]  # back to the crop's pixels
+    return ((m["m10"] / m["m00"] + 0.5) * sx - 0.5, (m["m01"] / m["m00"] + 0.5) * sy - 0.5,
+            float(np.sqrt(m["m00"] * sx * sy / np.pi)))
 
 
 def aligned_patch(rgb: np.ndarray, side: int = PATCH_SIDE) -> np.ndarray:
@@ -215,7 +241,7 @@ def crop_signature(path: str | Path, aligned: bool = True) -> Signature:
 
     Without ``aligned`` (the paper's mode needs none of it) the aligned fields are zeros.
     """
-    im = open_reduced(path)
+    im = open_reduced(path, DRAFT_MIN_SIDE if not aligned else CANDIDATE_DRAFT_SIDE)
     ahash, phash = image_hashes(im.convert("L"))
     if not aligned:
         return Signature(ahash, phash, 0, 0, np.zeros((PATCH_SIDE, PATCH_SIDE), np.uint8))
@@ -282,12 +308,14 @@ def hash_pairs(first: np.ndarray, second: np.ndarray, first_below: int, second_b
     """All pairs i < j with popcount(first_i ^ first_j) < first_below and likewise for second.
 
     Returns (i, j, first distance, second distance). Works block by block over the upper
-    triangle, so memory is O(block**2 + pairs found) whatever N is.
+    triangle (row blocks in threads: numpy's popcount releases the GIL), so memory is
+    O(cores * block**2 + pairs found) whatever N is.
     """
     n = len(first)
-    out_i, out_j, out_a, out_b = [], [], [], []
-    for r0 in range(0, n, block):
+
+    def rows(r0: int) -> list[tuple[np.ndarray, ...]]:
         r1 = min(n, r0 + block)
+        out = []
         for c0 in range(r0, n, block):
             c1 = min(n, c0 + block)
             da = _popcount(first[r0:r1, None] ^ first[None, c0:c1])
@@ -297,67 +325,128 @@ def hash_pairs(first: np.ndarray, second: np.ndarray, first_below: int, second_b
             ii, jj = np.nonzero(ok)
             if not len(ii):
                 continue
-            ii += r0
-            jj += c0
-            db = _popcount(second[ii] ^ second[jj])
+            db = _popcount(second[ii + r0] ^ second[jj + c0])
             keep = db < second_below
-            out_i.append(ii[keep])
-            out_j.append(jj[keep])
-            out_a.append(da[ii[keep] - r0, jj[keep] - c0])
-            out_b.append(db[keep])
-    if not out_i:
+            out.append((ii[keep] + r0, jj[keep] + c0, da[ii[keep], jj[keep]], db[keep]))
+        return out
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        found = [part for parts in pool.map(rows, range(0, n, block)) for part in parts]
+    if not found:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty.astype(np.uint8), empty.astype(np.uint8)
-    return (np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64),
-            np.concatenate(out_a), np.concatenate(out_b))
+    return tuple(np.concatenate([f[c] for f in found]).astype(np.int64 if c < 2 else np.uint8)
+                 for c in range(4))
 
 
-def _masked_ncc(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
-    n = np.maximum(m.sum((1, 2)), 1.0)
-    ma, mb = (a * m).sum((1, 2)) / n, (b * m).sum((1, 2)) / n
-    da, db = (a - ma[:, None, None]) * m, (b - mb[:, None, None]) * m
-    den = np.sqrt((da * da).sum((1, 2)) * (db * db).sum((1, 2)))
-    return np.where(den > 0, (da * db).sum((1, 2)) / np.maximum(den, 1e-12), -1.0)
+def _knn_block(item: tuple[int, np.ndarray, np.ndarray, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    r0, rows, desc, k, below = item
+    dist, idx = cv2.batchDistance(rows, desc, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=k)
+    ii = np.repeat(np.arange(r0, r0 + len(idx)), k)
+    jj, dd = idx.reshape(-1), dist.reshape(-1)
+    ok = (dd < below) & (jj != ii) & (jj >= 0)
+    return ii[ok], jj[ok]
 
 
-def _high_pass(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    # blur normalised by the valid area, so the crop's edge does not read as texture
-    blur = ndimage.gaussian_filter(x * valid, (0, TEXTURE_SIGMA, TEXTURE_SIGMA), mode="nearest")
-    weight = ndimage.gaussian_filter(valid, (0, TEXTURE_SIGMA, TEXTURE_SIGMA), mode="nearest")
-    return x - blur / np.maximum(weight, 1e-3)
+def knn_pairs(first: np.ndarray, second: np.ndarray, k: int, below: int, *, block: int = 4096,
+              runner: Runner | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) where j is among the ``k`` nearest crops of i (or i of j) by the summed
+    Hamming distance of two 64-bit hashes, keeping only sums < ``below``.
 
-
-def patch_ncc(patches: np.ndarray, i: np.ndarray, j: np.ndarray,
-              chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """(grey, texture) correlation of aligned patches for the pairs (i[k], j[k]).
-
-    Each is the best normalised cross-correlation over shifts of up to ``SHIFT`` pixels,
-    computed only where both patches lie inside their crops (and on at least half the smaller
-    inside area).
+    A fixed number of candidates per crop keeps the correlation stage linear in N, whereas a
+    distance threshold on nucleus-aligned hashes passes 5-25 % of all pairs (crops aligned on a
+    nucleus all look alike to a 64-bit hash). The brute-force search is OpenCV's Hamming
+    ``batchDistance`` (SIMD popcount, O(block * N) memory) over blocks of query rows; it holds
+    the GIL, so pass a process ``runner`` to use several cores.
     """
+    n = len(first)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    desc = np.ascontiguousarray(np.stack([first, second], 1).astype(np.uint64)).view(np.uint8)
+    k = min(k + 1, n)  # the crop itself comes back as its own nearest
+    items = [(r0, desc[r0:r0 + block], desc, k, below) for r0 in range(0, n, block)]
+    runner = runner or SyncRunner()
+    found = []
+    for outcome in runner.imap(_knn_block, items, threading.Event()):
+        if outcome.error is not None:
+            raise RuntimeError(f"nearest-neighbour search failed: {outcome.error}")
+        found.append(outcome.value)
+    ii = np.concatenate([f[0] for f in found]).astype(np.int64)
+    jj = np.concatenate([f[1] for f in found]).astype(np.int64)
+    if not len(ii):
+        return ii, jj
+    pairs = np.unique(np.stack([np.minimum(ii, jj), np.maximum(ii, jj)], 1), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _patch_features(patches: np.ndarray, side: int, sigma: float) -> tuple[np.ndarray, ...]:
+    """Per patch: grey, grey**2, inside mask, high-pass (zero outside), high-pass**2."""
+    a = patches.reshape(-1, side, side).astype(np.float32)
+    va = (a > 0).astype(np.float32)
+    # blur normalised by the inside area, so the crop's edge does not read as texture
+    blur = ndimage.gaussian_filter(a, (0, sigma, sigma), mode="nearest")
+    weight = ndimage.gaussian_filter(va, (0, sigma, sigma), mode="nearest")
+    h = (a - blur / np.maximum(weight, 1e-3)) * va
+    return a, a * a, va, h, h * h
+
+
+def _ncc_from_sums(n, sa, sb, saa, sbb, sab) -> np.ndarray:
+    n = np.maximum(n, 1.0)
+    den = (saa - sa * sa / n) * (sbb - sb * sb / n)
+    return np.where(den > 0, (sab - sa * sb / n) / np.sqrt(np.maximum(den, 1e-12)), -1.0)
+
+
+def _ncc_chunk(patches: np.ndarray, i: np.ndarray, j: np.ndarray, shift: int,
+               sigma: float) -> tuple[np.ndarray, np.ndarray]:
     side = int(round(np.sqrt(patches.shape[1])))
+    rows, inv = np.unique(np.concatenate([i, j]), return_inverse=True)
+    feats = _patch_features(patches[rows], side, sigma)  # once per crop, not once per pair
+    a, a2, va, h, h2 = (f[inv[:len(i)]] for f in feats)
+    b, b2, vb, hb, hb2 = (f[inv[len(i):]] for f in feats)
+    least = 0.5 * np.minimum(va.sum((1, 2)), vb.sum((1, 2)))
     grey = np.full(len(i), -1.0, np.float32)
     texture = np.full(len(i), -1.0, np.float32)
-    for s in range(0, len(i), chunk):
-        a = patches[i[s:s + chunk]].reshape(-1, side, side).astype(np.float32)
-        b = patches[j[s:s + chunk]].reshape(-1, side, side).astype(np.float32)
-        va, vb = (a > 0).astype(np.float32), (b > 0).astype(np.float32)
-        ha, hb = _high_pass(a, va), _high_pass(b, vb)
-        least = 0.5 * np.minimum(va.sum((1, 2)), vb.sum((1, 2)))
-        g_best, t_best = grey[s:s + chunk], texture[s:s + chunk]
-        for dy in range(-SHIFT, SHIFT + 1):
-            for dx in range(-SHIFT, SHIFT + 1):
-                ya, yb, xa, xb = max(0, dy), max(0, -dy), max(0, dx), max(0, -dx)
-                h, w = side - abs(dy), side - abs(dx)
-                sa = (slice(None), slice(ya, ya + h), slice(xa, xa + w))
-                sb = (slice(None), slice(yb, yb + h), slice(xb, xb + w))
-                m = va[sa] * vb[sb]
-                enough = m.sum((1, 2)) >= least
-                g = np.where(enough, _masked_ncc(a[sa], b[sb], m), -1.0)
-                t = np.where(enough, _masked_ncc(ha[sa], hb[sb], m), -1.0)
-                np.maximum(g_best, g, out=g_best)
-                np.maximum(t_best, t, out=t_best)
+
+    def dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.einsum("pij,pij->p", x, y)
+
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            ya, yb, xa, xb = max(0, dy), max(0, -dy), max(0, dx), max(0, -dx)
+            hh, ww = side - abs(dy), side - abs(dx)
+            sa = (slice(None), slice(ya, ya + hh), slice(xa, xa + ww))
+            sb = (slice(None), slice(yb, yb + hh), slice(xb, xb + ww))
+            # masked NCC from sums: outside pixels are 0 in a, b, h, hb
+            n = dot(va[sa], vb[sb])
+            g = _ncc_from_sums(n, dot(a[sa], vb[sb]), dot(va[sa], b[sb]), dot(a2[sa], vb[sb]),
+                               dot(va[sa], b2[sb]), dot(a[sa], b[sb]))
+            t = _ncc_from_sums(n, dot(h[sa], vb[sb]), dot(va[sa], hb[sb]), dot(h2[sa], vb[sb]),
+                               dot(va[sa], hb2[sb]), dot(h[sa], hb[sb]))
+            enough = n >= least
+            np.maximum(grey, np.where(enough, g, -1.0), out=grey)
+            np.maximum(texture, np.where(enough, t, -1.0), out=texture)
     return grey, texture
+
+
+def patch_ncc(patches: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 2048, *,
+              shift: int = SHIFT, sigma: float = TEXTURE_SIGMA) -> tuple[np.ndarray, np.ndarray]:
+    """(grey, texture) correlation of aligned patches for the pairs (i[k], j[k]).
+
+    Each is the best normalised cross-correlation over shifts of up to ``shift`` pixels,
+    computed only where both patches lie inside their crops (and on at least half the smaller
+    inside area). All pairs at once: chunks of ``chunk`` pairs in threads over the cores.
+    """
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+    starts = range(0, len(i), chunk)
+    if len(starts) <= 1:
+        found = [_ncc_chunk(patches, i, j, shift, sigma)] if len(i) else []
+    else:
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            found = list(pool.map(lambda s: _ncc_chunk(patches, i[s:s + chunk], j[s:s + chunk],
+                                                       shift, sigma), starts))
+    if not found:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
 
 # ----------------------------------------------------------------------------- graph
@@ -448,18 +537,33 @@ def paper_edges(table: SignatureTable, rule: PaperRule = PaperRule()) -> Edges:
     return Edges(i, j, da, dp)
 
 
+def half_patches(patches: np.ndarray) -> np.ndarray:
+    """Aligned patches at half resolution (2x2 means; 0 where any of the four is outside)."""
+    side = int(round(np.sqrt(patches.shape[1])))
+    quads = patches.reshape(-1, side // 2, 2, side // 2, 2)
+    mean = quads.mean((2, 4), dtype=np.float32)
+    inside = quads.min((2, 4)) > 0
+    half = np.where(inside, np.maximum(np.rint(mean), 1), 0).astype(np.uint8)
+    return half.reshape(len(patches), -1)
+
+
 def robust_edges(table: SignatureTable, rule: RobustRule = RobustRule(),
-                 paper_rule: PaperRule = PaperRule()) -> Edges:
+                 paper_rule: PaperRule = PaperRule(), runner: Runner | None = None) -> Edges:
     """Candidates from nucleus-aligned hashes or the paper's rule, kept only if the patches correlate.
 
-    Aligned hashes catch shifted and rescaled crops the paper misses; the paper's own pairs stay
-    candidates too; the correlation test removes the look-alikes both of them let through.
+    Each crop's ``rule.neighbours`` nearest crops by aligned-hash distance catch shifted and
+    rescaled crops the paper misses; the paper's own pairs stay candidates too; the correlation
+    test, batched over all candidates at once, removes the look-alikes.
     """
-    ai, aj, _, _ = hash_pairs(table.aligned_ahash, table.aligned_phash,
-                              rule.ahash_below, rule.phash_below)
+    ai, aj = knn_pairs(table.aligned_ahash, table.aligned_phash, rule.neighbours, rule.hash_below,
+                       runner=runner)
     pi, pj, _, _ = hash_pairs(table.ahash, table.phash, paper_rule.ahash_below, paper_rule.phash_below)
     pairs = np.unique(np.concatenate([np.stack([ai, aj], 1), np.stack([pi, pj], 1)]), axis=0)
     i, j = pairs[:, 0], pairs[:, 1]
+    grey, texture = patch_ncc(half_patches(table.patches), i, j, shift=max(1, SHIFT // 2),
+                              sigma=TEXTURE_SIGMA / 2)
+    near = (grey >= rule.screen_ncc_at_least) & (texture >= rule.screen_texture_at_least)
+    i, j = i[near], j[near]
     grey, texture = patch_ncc(table.patches, i, j)
     ok = (grey >= rule.ncc_at_least) & (texture >= rule.texture_at_least)
     i, j = i[ok], j[ok]
@@ -468,13 +572,20 @@ def robust_edges(table: SignatureTable, rule: RobustRule = RobustRule(),
     return Edges(i, j, da, dp, grey[ok], texture[ok])
 
 
+def resemble_many(table: SignatureTable, a: np.ndarray, b: np.ndarray,
+                  rule: RobustRule) -> list[tuple[bool, dict]]:
+    """The robust correlation test for the pairs (a[k], b[k]), with evidence (aligned hashes)."""
+    da = _popcount(table.aligned_ahash[a] ^ table.aligned_ahash[b]).tolist()
+    dp = _popcount(table.aligned_phash[a] ^ table.aligned_phash[b]).tolist()
+    grey, texture = (x.tolist() for x in patch_ncc(table.patches, a, b))
+    return [(g >= rule.ncc_at_least and t >= rule.texture_at_least,
+             {"ahash": x, "phash": y, "ncc": round(g, 4), "texture_ncc": round(t, 4)})
+            for x, y, g, t in zip(da, dp, grey, texture)]
+
+
 def resembles(table: SignatureTable, a: int, b: int, rule: RobustRule) -> tuple[bool, dict]:
     """The robust correlation test between two given crops, with its evidence (aligned hashes)."""
-    da = int(_popcount(table.aligned_ahash[a] ^ table.aligned_ahash[b]))
-    dp = int(_popcount(table.aligned_phash[a] ^ table.aligned_phash[b]))
-    grey, texture = (float(x[0]) for x in patch_ncc(table.patches, np.array([a]), np.array([b])))
-    ok = grey >= rule.ncc_at_least and texture >= rule.texture_at_least
-    return ok, {"ahash": da, "phash": dp, "ncc": round(grey, 4), "texture_ncc": round(texture, 4)}
+    return resemble_many(table, np.array([a]), np.array([b]), rule)[0]
 
 
 def keeper_groups(components: Sequence[Sequence[int]], sharp: Mapping[int, float],
@@ -513,20 +624,34 @@ def find_duplicates(paths: Sequence[str | Path], names: Sequence[str] | None = N
     paths = [str(p) for p in paths]
     table = table or compute_signatures(paths, names, runner=runner, progress=progress,
                                         aligned=mode == "robust")
-    edges = paper_edges(table, paper_rule) if mode == "paper" else robust_edges(table, robust_rule)
+    if mode == "paper":
+        edges = paper_edges(table, paper_rule)
+    else:
+        knn_runner = runner or (PoolRunner(processes=True) if len(table) > 8192 else SyncRunner())
+        edges = robust_edges(table, robust_rule, runner=knn_runner)
     comps = [c for c in connected_components(len(table), zip(edges.i.tolist(), edges.j.tolist()))
              if len(c) > 1]
     sharp = group_sharpness(paths, [k for c in comps for k in c], runner=runner)
-    accepts = ((lambda keeper, member: resembles(table, keeper, member, robust_rule)[0])
-               if mode == "robust" else None)
+    tested: dict[tuple[int, int], tuple[bool, dict]] = {}
+    if mode == "robust":  # every member against its sharpest crop, all in one batch
+        firsts = [(min(c, key=lambda k: (-sharp[k], k)), c) for c in comps]
+        pairs = np.array([(f, m) for f, c in firsts for m in c if m != f], np.int64).reshape(-1, 2)
+        tested.update(zip(map(tuple, pairs.tolist()), resemble_many(table, pairs[:, 0], pairs[:, 1],
+                                                                    robust_rule)))
+
+    def accepts(keeper: int, member: int) -> bool:
+        if (keeper, member) not in tested:
+            tested[keeper, member] = resembles(table, keeper, member, robust_rule)
+        return tested[keeper, member][0]
+
     groups = []
-    for keeper, drop in keeper_groups(comps, sharp, accepts):
+    for keeper, drop in keeper_groups(comps, sharp, accepts if mode == "robust" else None):
         evidence: dict = {"mode": mode,
                           "sharpness": {table.names[k]: round(sharp[k], 3) for k in [keeper, *drop]},
                           "distances": {}}
         for m in drop:
             if mode == "robust":
-                evidence["distances"][table.names[m]] = resembles(table, keeper, m, robust_rule)[1]
+                evidence["distances"][table.names[m]] = tested[keeper, m][1]
             else:
                 evidence["distances"][table.names[m]] = {
                     "ahash": int(_popcount(table.ahash[keeper] ^ table.ahash[m])),

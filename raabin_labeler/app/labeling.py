@@ -369,6 +369,11 @@ class LabelingController:
         if box != cell.box:
             self._commit(annotation.with_cell(cell.edited(box=box)), cell.id)
 
+    def _cell_after(self, cell_id: str) -> str | None:
+        """The cell that takes the selection when ``cell_id`` goes away (reading order)."""
+        order = [c.id for c in geometry.reading_order(self.visible_cells())]
+        return order[(order.index(cell_id) + 1) % len(order)] if len(order) > 1 else None
+
     def delete_selected(self) -> None:
         """Delete an expert's cell; on a proposal, Delete means reject (it is kept, marked)."""
         if self.selected is None or not self.editable():
@@ -380,9 +385,7 @@ class LabelingController:
         if is_proposal or (cell.source or "").startswith("detector"):
             self.reject_selected()
             return
-        order = [c.id for c in geometry.reading_order(self.visible_cells())]
-        following = order[(order.index(cell.id) + 1) % len(order)] if len(order) > 1 else None
-        self._commit(self.annotation.without_cell(cell.id), following)
+        self._commit(self.annotation.without_cell(cell.id), self._cell_after(cell.id))
 
     def label_selected(self, path: str) -> None:
         if self.selected is None or not self.editable():
@@ -417,9 +420,7 @@ class LabelingController:
         annotation, cell = adopted
         if not (cell.source or "").startswith("detector"):
             return
-        order = [c.id for c in geometry.reading_order(self.visible_cells())]
-        following = order[(order.index(cell.id) + 1) % len(order)] if len(order) > 1 else None
-        self._commit(annotation.with_cell(cell.edited(rejected=True, label=None)), following)
+        self._commit(annotation.with_cell(cell.edited(rejected=True, label=None)), self._cell_after(cell.id))
 
     def replace_cell(self, cell: Cell) -> None:
         """Commit an edited copy of a cell (the nucleus panel's mask) as one undoable step.

@@ -359,15 +359,19 @@ class LabelingController:
         self.set_box(cell_id, geometry.resized(origin, handle, x, y, *self._size()))
 
     def nudge(self, dx: int, dy: int) -> None:
-        if self.selected is None or not self.editable():
-            return
-        adopted = self._adopted(self.selected)
+        adopted = self._selected_for_edit()
         if adopted is None:
             return
         annotation, cell = adopted
         box = geometry.moved(cell.box, dx, dy, *self._size())
         if box != cell.box:
             self._commit(annotation.with_cell(cell.edited(box=box)), cell.id)
+
+    def _selected_for_edit(self) -> tuple[ImageAnnotation, Cell] | None:
+        """The selected cell ready to edit (a proposal adopted first), or None."""
+        if self.selected is None or not self.editable():
+            return None
+        return self._adopted(self.selected)
 
     def _cell_after(self, cell_id: str) -> str | None:
         """The cell that takes the selection when ``cell_id`` goes away (reading order)."""
@@ -388,10 +392,8 @@ class LabelingController:
         self._commit(self.annotation.without_cell(cell.id), self._cell_after(cell.id))
 
     def label_selected(self, path: str) -> None:
-        if self.selected is None or not self.editable():
-            return
-        self.taxonomy.get(path)
-        adopted = self._adopted(self.selected)
+        self.taxonomy.get(path)  # an unknown label is refused before anything changes
+        adopted = self._selected_for_edit()
         if adopted is None:
             return
         annotation, cell = adopted
@@ -412,9 +414,7 @@ class LabelingController:
 
     def reject_selected(self) -> None:
         """`X`: a proposal that is not a cell; kept as rejected so agreement can count it."""
-        if self.selected is None or not self.editable():
-            return
-        adopted = self._adopted(self.selected)
+        adopted = self._selected_for_edit()
         if adopted is None:
             return
         annotation, cell = adopted

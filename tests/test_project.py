@@ -72,3 +72,20 @@ def test_opening_a_folder_that_is_not_a_project_says_so(tmp_path):
     (tmp_path / "project.json").write_text(json.dumps({"format": "raabin-labeler-project/1", "default_box_size": "big"}))
     with pytest.raises(StoreError, match="default_box_size"):
         Project.open(tmp_path)
+
+
+def test_an_unchanged_file_is_not_parsed_again_but_any_change_is_seen(tmp_path, make_photo):
+    project = _project(tmp_path, make_photo)
+    project.save(project.load_or_new("expert-a", "a.png").with_cell(Cell.new(Box(1, 1, 50, 50), "monocyte")))
+    first = project.load("expert-a", "a.png")
+    assert project.load("expert-a", "a.png") is first  # cached
+    project.save(first.with_cell(Cell.new(Box(60, 1, 90, 50), "basophil")))  # our save: a new file
+    assert len(project.load("expert-a", "a.png").cells) == 2
+    path = project.annotation_path("expert-a", "a.png")
+    data = json.loads(path.read_text())
+    data["cells"][0]["label"] = "eosinophil"  # someone edits the file in place
+    path.write_text(json.dumps(data, indent=2))
+    assert project.load("expert-a", "a.png").cells[0].label == "eosinophil"
+    path.write_text("{broken")
+    with pytest.raises(StoreError):
+        project.load("expert-a", "a.png")

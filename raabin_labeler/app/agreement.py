@@ -23,10 +23,16 @@ from ..core.agreement import (
     filter_choices, pair_experts, summarize, write_heatmap_png)
 from ..core.consensus import AdjudicationSession
 from ..core.imageio import crop_square, open_reduced
-from ..core.project import Project
+from ..core.project import CONSENSUS, DETECTOR, Project
 from ..errors import UserError
 
 THUMBNAIL = 128  # px, side of a gallery thumbnail
+
+
+def default_experts(project: Project) -> list[str]:
+    """Authors to compare, the project's listed experts first (the view's A and B default)."""
+    authors = [a for a in project.authors() if a not in (DETECTOR, CONSENSUS)]
+    return [e for e in project.experts if e in authors] + [e for e in authors if e not in project.experts]
 
 
 class AgreementController:

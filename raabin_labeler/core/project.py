@@ -59,6 +59,7 @@ class Project:
         self.root = Path(root)
         self.data = data
         self._images: list[str] | None = None
+        self._parsed: dict[Path, tuple[tuple[int, int, int], ImageAnnotation]] = {}
         try:
             self.taxonomy = Taxonomy.from_dict(data["taxonomy"]) if data.get("taxonomy") else Taxonomy.default()
         except TaxonomyError as exc:
@@ -185,13 +186,28 @@ class Project:
         return self.annotation_path(author_id, image).exists()
 
     def load(self, author_id: str, image: str) -> ImageAnnotation | None:
-        """The author's annotation of the image, None if there is none; StoreError if broken."""
+        """The author's annotation of the image, None if there is none; StoreError if broken.
+
+        A file read before and unchanged since (same inode, size and modification time; every
+        save makes a new inode) is not parsed again: the photo list, the agreement view and the
+        duplicate review read the same thousands of files over and over. Annotations are
+        immutable, so handing out the same object is safe; may be called from any thread.
+        """
         path = self.annotation_path(author_id, image)
-        if not path.exists():
+        try:
+            st = path.stat()
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StoreError(path, f"cannot be read: {exc.strerror or exc}") from None
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._parsed.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         annotation = load_annotation(path)
         if annotation.image.path != image:
             raise StoreError(path, f"describes {annotation.image.path!r}, not {image!r}", "image.path")
+        self._parsed[path] = (stamp, annotation)
         return annotation
 
     def load_or_new(self, author_id: str, image: str) -> ImageAnnotation:

@@ -23,10 +23,10 @@ from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
 from matplotlib.figure import Figure
 from PIL import ImageTk
 
-from ..app.agreement import THUMBNAIL, AgreementController
+from ..app.agreement import THUMBNAIL, AgreementController, default_experts
 from ..core.agreement import LEVELS, CellPair, draw_heatmap, export_double_labeled
 from ..core.consensus import SENT_BACK, AdjudicationSession
-from ..core.project import CONSENSUS, DETECTOR, Project
+from ..core.project import Project
 from ..errors import UserError
 
 if TYPE_CHECKING:
@@ -161,8 +161,8 @@ class AgreementView:
         self.top.title(f"Agreement — {project.name}")
         self.top.geometry("1350x900")
         self.top.protocol("WM_DELETE_WINDOW", self.close)
-        experts = [a for a in project.authors() if a not in (DETECTOR, CONSENSUS)]
-        first = [e for e in project.experts if e in experts] + [e for e in experts if e not in project.experts]
+        first = default_experts(project)
+        experts = sorted(first)
         self.expert_a = tk.StringVar(value=first[0] if first else "")
         self.expert_b = tk.StringVar(value=first[1] if len(first) > 1 else "")
         self.level = tk.StringVar(value="leaf")

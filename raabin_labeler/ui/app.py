@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import threading
 import tkinter as tk
 from pathlib import Path
 from tkinter import messagebox, ttk
 
+from ..app.agreement import AgreementController, default_experts
 from ..app.labeling import LabelingController
 from ..app.settings import Settings
 from ..core.project import Project, check_author_id
@@ -105,12 +107,20 @@ class Session:
             self.window.close()
 
 
-def _warm_up_agreement_view() -> None:
-    """Import matplotlib's Tk backend in the background once the window is up, so that
-    Tools → Agreement… opens within a second (issue 7); nothing here touches Tk."""
+def _warm_up_agreement_view(project: Project) -> None:
+    """Prepare Tools → Agreement… in the background once the window is up, so that it opens
+    within a second (issue 7): import matplotlib's Tk backend and read the two default experts'
+    files once (the project keeps them parsed until they change). Nothing here touches Tk."""
     def work() -> None:
         try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # the window comes first
+        except (AttributeError, OSError):
+            pass
+        try:
             importlib.import_module("raabin_labeler.ui.agreement_view")
+            experts = default_experts(project)
+            if len(experts) >= 2:
+                AgreementController.read_pairs(project, experts[0], experts[1])
         except Exception:  # the view reports its own problems when it is opened
             pass
     threading.Thread(target=work, name="warm-up", daemon=True).start()
@@ -130,7 +140,7 @@ def launch(project: Path | None, *, expert: str | None, sample: Path) -> int:
         if session.start(folder, settings.expert) is None:
             root.destroy()
             return 1
-        root.after(1500, _warm_up_agreement_view)
+        root.after(1500, _warm_up_agreement_view, session.window.controller.project)
         root.mainloop()
         folder, settings = session.next_project, session.settings
         del session, root

@@ -84,3 +84,12 @@ def run_job_with_bar(job: Job, label: str,
                 if event.last_error and event.done < event.total:
                     errors.append(f"the job stopped early: {event.last_error}")
                 return done, errors
+
+
+def report_failures(errors: list[str], total: int, what: str) -> int:
+    """Print one line per failed item; the batch fails as a whole if any did (exit 1)."""
+    for line in errors:
+        print(f"raabin-labeler: {line}", file=sys.stderr)
+    if errors:
+        raise UserError(f"{len(errors)} of {total} {what} failed (listed above)")
+    return 0

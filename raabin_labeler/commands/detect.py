@@ -9,15 +9,13 @@ WBC diameter comes from ``cell_diameter_px`` in project.json when set, else from
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from ..core.detection import ColorModel, default_model, fit_color_model
+from ..core.detection import ColorModel, default_model
 from ..core.jobs import Job, PoolRunner, Runner
 from ..core.project import DETECTOR, Project
-from ..core.proposals import detect_one, detection_tasks, save_proposals, training_photos
-from ..errors import UserError
-from ..progress import run_job_with_bar
+from ..core.proposals import detect_one, detection_tasks, fit_on_project, save_proposals
+from ..progress import report_failures, run_job_with_bar
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("detect", help="propose WBC boxes on every photo of a project",
@@ -41,19 +39,9 @@ def run(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
     model = default_model()
     if args.fit:
-        photos = training_photos(project)
-        if not photos:
-            raise UserError(f"{project.root}: no expert boxes to fit on (label some cells first, or drop --fit)")
-        try:
-            model = fit_color_model(photos, name=project.name)
-        except ValueError as exc:
-            raise UserError(f"{project.root}: cannot fit the detector: {exc}") from None
-        print(f"fitted the detector on {sum(len(p.boxes) for p in photos)} cells in {len(photos)} photos")
+        model, cells, photos = fit_on_project(project)
+        print(f"fitted the detector on {cells} cells in {photos} photos")
     images = [i for i in project.images() if args.redo or not project.has_annotation(DETECTOR, i)]
     written, errors = detect_project(project, model, images)
-    for line in errors:
-        print(f"raabin-labeler: {line}", file=sys.stderr)
     print(f"proposals written for {written} photos ({len(project.images()) - len(images)} already done)")
-    if errors:
-        raise UserError(f"{len(errors)} of {len(images)} photos failed (listed above)")
-    return 0
+    return report_failures(errors, len(images), "photos")

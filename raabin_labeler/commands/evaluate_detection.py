@@ -34,7 +34,7 @@ from ..core.detection import (CellScale, ColorModel, LabeledPhoto, default_model
 from ..core.imageio import ImageError
 from ..core.jobs import PoolRunner, Runner
 from ..core.project import Project
-from ..core.proposals import project_scale, training_photos
+from ..core.proposals import fit_on_project, project_scale
 from ..errors import FileProblem, UserError
 from ..progress import ProgressBar
 
@@ -251,14 +251,8 @@ def run_project(args: argparse.Namespace) -> int:
     truth = read_project_truth(project, args.truth)
     model = ColorModel.load(Path(args.model)) if args.model else default_model()
     if args.fit:
-        photos = training_photos(project, exclude=(args.truth,))
-        if not photos:
-            raise UserError(f"{project.root}: no labels by authors other than {args.truth!r} to fit on")
-        try:
-            model = fit_color_model(photos, name=project.name)
-        except ValueError as exc:
-            raise UserError(f"{project.root}: cannot fit the detector: {exc}") from None
-        print(f"fitted on {sum(len(p.boxes) for p in photos)} cells in {len(photos)} labeled photos "
+        model, cells, photos = fit_on_project(project, exclude=(args.truth,))
+        print(f"fitted on {cells} cells in {photos} labeled photos "
               f"(every author but {args.truth} and the detector)")
     if args.save_model:
         model.save(Path(args.save_model))

@@ -13,7 +13,6 @@ zlib settings (masks are long runs of three values).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
@@ -24,7 +23,7 @@ from ..core.imageio import ImageError, image_info, open_image, to_array
 from ..core.jobs import Job, PoolRunner, Runner
 from ..core.nucleus import BATCH_WORK_SIZE, batch_mask
 from ..errors import UserError
-from ..progress import run_job_with_bar
+from ..progress import report_failures, run_job_with_bar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -116,9 +115,5 @@ def run(args: argparse.Namespace) -> int:
     if not crops:
         raise UserError(f"{args.crops}: no image files (jpg, png, bmp, tif…) in this folder")
     written, errors = make_masks(crops, args.out, args.nucleus_only)
-    for line in errors:
-        print(f"raabin-labeler: {line}", file=sys.stderr)
     print(f"{written} masks written to {args.out}")
-    if errors:
-        raise UserError(f"{len(errors)} of {len(crops)} crops failed (listed above)")
-    return 0
+    return report_failures(errors, len(crops), "crops")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import UserError
 from .annotation import Box, Cell, ImageAnnotation
-from .detection import (DECODE_SIDE, DETECTOR_SOURCE, CellScale, ColorModel, LabeledPhoto,
+from .detection import (DECODE_SIDE, DETECTOR_SOURCE, CellScale, ColorModel, LabeledPhoto, fit_color_model,
                         detect_photo)
 from .imageio import ImageError, open_reduced
 from .project import DETECTOR, Project, author_for
@@ -54,6 +54,20 @@ def training_photos(project: Project, exclude: tuple[str, ...] = ()) -> list[Lab
             boxes = [tuple(round(v * ratio) for v in c.box.as_list()) for c in cells]
             photos.append(LabeledPhoto(np.asarray(picture), boxes, name=f"{author}/{image}"))
     return photos
+
+
+def fit_on_project(project: Project, exclude: tuple[str, ...] = ()) -> tuple[ColorModel, int, int]:
+    """The detector re-fitted on the project's own labeled cells: (model, cells, photos)."""
+    photos = training_photos(project, exclude)
+    if not photos:
+        left_out = f" other than {', '.join(map(repr, exclude))}" if exclude else ""
+        raise UserError(f"{project.root}: no labeled cells{left_out} to fit the detector on "
+                        "(label some cells first, or drop --fit)")
+    try:
+        model = fit_color_model(photos, name=project.name)
+    except ValueError as exc:
+        raise UserError(f"{project.root}: cannot fit the detector: {exc}") from None
+    return model, sum(len(p.boxes) for p in photos), len(photos)
 
 
 def detection_tasks(project: Project, model: ColorModel, images: list[str]) -> list[Task]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -280,3 +281,22 @@ def test_cell_pair_prefers_expert_a_record():
     a, b = cell("a", 0, label="monocyte"), cell("b", 2, label="basophil")
     pair = CellPair("x.jpg", a, b, "iou", 0.9)
     assert pair.cell_id == "a" and pair.box == a.box and not pair.agreed
+
+
+def test_reopening_reuses_pairs_until_an_expert_saves(raabin_project):
+    """The view reopens from kept pairs, yet an edit in the labeling window shows up at once."""
+    first = {p.image: p for p in pair_experts(raabin_project, "A", "B")}
+    ann = raabin_project.load("B", "img1.jpg")
+    relabeled = next(c.id for c in ann.cells if c.label == "neutrophil.mature")
+    raabin_project.save(ann.with_cells(tuple(replace(c, label="monocyte") if c.id == relabeled else c
+                                             for c in ann.cells)))
+    second = {p.image: p for p in pair_experts(raabin_project, "A", "B")}
+    assert second["img2.jpg"] is first["img2.jpg"]  # unchanged files: not paired again
+    assert second["img1.jpg"] is not first["img1.jpg"]
+    changed = next(p for p in second["img1.jpg"].pairs if p.cell_id == relabeled)
+    assert changed.label_b == "monocyte"
+    summary = AgreementController(raabin_project, "A", "B")
+    summary.load()
+    matrix = summary.matrix
+    assert matrix.counts[TABLE4.index("Neutrophil"), TABLE4.index("Monocyte")] == 1
+    assert summary.summary().by_id == len(RAABIN_PAIRS)

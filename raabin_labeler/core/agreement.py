@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import csv
 import io
+import weakref
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
@@ -42,6 +44,7 @@ NOT_RECOGNIZED_KEY = "not_recognized"
 UNSURE = "{} (sub-type unsure)"
 LEVELS = ("leaf", "parent")
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+TICK_PT = 8  # font size of the heatmap's class names
 
 
 def no_progress(stage: str, done: int, total: int, item: str) -> None:
@@ -168,6 +171,25 @@ class PairedImage:
         parent = PurePosixPath(self.image).parent.as_posix()
         return "" if parent == "." else parent
 
+    @cached_property
+    def by_labels(self) -> dict[tuple[str | None, str | None], list[CellPair]]:
+        """Labeled pairs grouped by (A's label, B's label): the matrix adds these up per photo."""
+        groups: dict[tuple[str | None, str | None], list[CellPair]] = {}
+        for pair in self.pairs:
+            if pair.labeled:
+                groups.setdefault((pair.label_a, pair.label_b), []).append(pair)
+        return groups
+
+    @cached_property
+    def tally(self) -> tuple[int, ...]:
+        """This photo's share of ``AgreementSummary`` (all fields but ``photos``, in order)."""
+        pairs = self.pairs
+        return (sum(p.matched_by == "id" for p in pairs), sum(p.matched_by == "iou" for p in pairs),
+                sum(p.b is None for p in pairs), sum(p.a is None for p in pairs),
+                sum(p.rejected_a and p.label_b is not None for p in pairs),
+                sum(p.rejected_b and p.label_a is not None for p in pairs),
+                sum(not p.labeled for p in pairs))
+
 
 def _wbc_cells(annotation: ImageAnnotation | None, taxonomy: Taxonomy, path: Path) -> list[Cell]:
     """The cells agreement looks at: extra labels (RBC…) ignored; unknown labels are an error."""
@@ -185,11 +207,30 @@ def _wbc_cells(annotation: ImageAnnotation | None, taxonomy: Taxonomy, path: Pat
     return out
 
 
+#: per project: (A, B, photo) -> (A's annotation, B's, taxonomy, their pairs). The project hands
+#: out the same immutable annotation object until its file changes, so an identity check says
+#: whether the pairs are still right; reopening the agreement view then costs one stat per file.
+_paired: "weakref.WeakKeyDictionary[Project, dict[tuple[str, str, str], tuple[object, object, object, PairedImage]]]" \
+    = weakref.WeakKeyDictionary()
+
+
 def pair_image(project: Project, expert_a: str, expert_b: str, image: str) -> PairedImage | None:
     """The photo's pairs, None when neither expert has a file for it."""
     ann_a, ann_b = project.load(expert_a, image), project.load(expert_b, image)
     if ann_a is None and ann_b is None:
         return None
+    cache = _paired.setdefault(project, {})
+    key = (expert_a, expert_b, image)
+    known = cache.get(key)
+    if known is not None and known[0] is ann_a and known[1] is ann_b and known[2] is project.taxonomy:
+        return known[3]
+    paired = _pair_image(project, expert_a, expert_b, image, ann_a, ann_b)
+    cache[key] = (ann_a, ann_b, project.taxonomy, paired)
+    return paired
+
+
+def _pair_image(project: Project, expert_a: str, expert_b: str, image: str,
+                ann_a: ImageAnnotation | None, ann_b: ImageAnnotation | None) -> PairedImage:
     first = ann_a or ann_b
     assert first is not None
     acquisition = first.acquisition if ann_a is None or ann_b is None else _merged(ann_a.acquisition, ann_b.acquisition)
@@ -362,12 +403,14 @@ def confusion_matrix(images: Iterable[PairedImage], taxonomy: Taxonomy, expert_a
                      level: str = "leaf") -> ConfusionMatrix:
     """The matrix of every labeled pair (pairs neither expert labeled are left out)."""
     classes = MatrixClasses(taxonomy, level)
+    class_of: dict[str | None, str] = {}
     grouped: dict[tuple[str, str], list[CellPair]] = {}
     for paired in images:
-        for pair in paired.pairs:
-            if pair.labeled:
-                key = (classes.of(pair.label_a), classes.of(pair.label_b))
-                grouped.setdefault(key, []).append(pair)
+        for (label_a, label_b), pairs in paired.by_labels.items():
+            for label in (label_a, label_b):
+                if label not in class_of:
+                    class_of[label] = classes.of(label)
+            grouped.setdefault((class_of[label_a], class_of[label_b]), []).extend(pairs)
     names = classes.names(n for key in grouped for n in key)
     at = {n: i for i, n in enumerate(names)}
     counts = np.zeros((len(names), len(names)), dtype=np.int64)
@@ -488,13 +531,8 @@ class AgreementSummary:
 
 
 def summarize(images: Sequence[PairedImage]) -> AgreementSummary:
-    pairs = [p for img in images for p in img.pairs]
-    return AgreementSummary(
-        len(images), sum(p.matched_by == "id" for p in pairs), sum(p.matched_by == "iou" for p in pairs),
-        sum(p.b is None for p in pairs), sum(p.a is None for p in pairs),
-        sum(p.rejected_a and p.label_b is not None for p in pairs),
-        sum(p.rejected_b and p.label_a is not None for p in pairs),
-        sum(not p.labeled for p in pairs))
+    totals = [sum(column) for column in zip(*(img.tally for img in images))] or [0] * 7
+    return AgreementSummary(len(images), *totals)
 
 
 # ----------------------------------------------------------------------------- heatmap
@@ -507,9 +545,15 @@ def draw_heatmap(matrix: ConfusionMatrix, figure: "Figure") -> None:
     """
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
     figure.clear()
+    # margins from the longest class name instead of tight_layout, which measures every text
+    # and took a quarter of a second at each redraw (the view must open within 1 s, issue 7)
+    label_in = max(map(len, matrix.names)) * 0.5 * TICK_PT / 72 + 0.45
+    width, height = figure.get_size_inches()
+    figure.subplots_adjust(left=min(0.45, label_in / width), bottom=min(0.45, label_in * 0.87 / height),
+                           right=1 - 0.95 / width, top=0.98)
     ax = figure.add_subplot(1, 1, 1)
     counts = matrix.counts
     shown = np.ma.masked_less(counts.astype(float), 1)  # zero is not on a log scale: left white
@@ -519,10 +563,10 @@ def draw_heatmap(matrix: ConfusionMatrix, figure: "Figure") -> None:
     bar = figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="cells (log scale)")
     bar.set_ticks([t * 10 ** e for e in range(int(np.log10(top)) + 1) for t in (1, 2, 5) if t * 10 ** e <= top])
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    bar.ax.yaxis.set_minor_locator(NullLocator())
     k = len(matrix.names)
-    ax.set_xticks(range(k), matrix.names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(k), matrix.names, fontsize=8)
+    ax.set_xticks(range(k), matrix.names, rotation=60, ha="right", fontsize=TICK_PT)
+    ax.set_yticks(range(k), matrix.names, fontsize=TICK_PT)
     ax.set_xlabel(matrix.expert_b)
     ax.set_ylabel(matrix.expert_a)
     threshold = np.sqrt(top)  # the log-scale middle: darker cells get white text
@@ -534,7 +578,6 @@ def draw_heatmap(matrix: ConfusionMatrix, figure: "Figure") -> None:
                         color="white" if counts[i, j] > threshold else "black")
     ax.set_xlim(-0.5, k - 0.5)
     ax.set_ylim(k - 0.5, -0.5)
-    figure.tight_layout()
 
 
 def write_heatmap_png(matrix: ConfusionMatrix, path: Path, dpi: int = 120) -> None:

@@ -92,6 +92,9 @@ class BackgroundTasks:
     def busy(self, channel: str) -> bool:
         return channel in self._tasks
 
+    def current(self, channel: str) -> _Task | None:
+        return self._tasks.get(channel)
+
     def next_current(self) -> tuple[str, str, Any] | None:
         """The next message of a current task, stale ones skipped; None when the queue is empty."""
         while True:
@@ -171,6 +174,7 @@ class AgreementView:
         self.status = tk.StringVar(value="")
         self._build(experts)
         self._poll_job: str | None = self.top.after(POLL_MS, self._poll)
+        self.top.bind("<FocusIn>", self._focused, add="+")
         self.reload()
 
     @classmethod
@@ -212,6 +216,9 @@ class AgreementView:
         ttk.Button(exports, text="Matrix CSV…", command=self._ask_csv).pack(side="left")
         ttk.Button(exports, text="Heatmap PNG…", command=self._ask_png).pack(side="left")
         ttk.Button(exports, text="Double-labeled dataset…", command=self._ask_double_labeled).pack(side="left")
+        self.cancel_export_button = ttk.Button(exports, text="Cancel export", state="disabled",
+                                               command=self.cancel_export)
+        self.cancel_export_button.pack(side="left", padx=(8, 0))
 
         status = ttk.Frame(self.top, padding=(6, 2))
         status.pack(fill="x", side="bottom")
@@ -333,10 +340,33 @@ class AgreementView:
             self._show_message("Choose two different experts with annotation files.")
             return
         self._show_message("loading…")
+        self.tasks.stop("refresh")
         project = self.project
         self._pending = AgreementController(project, a, b)
         self.tasks.start("load", lambda post, cancel: AgreementController.read_pairs(
             project, a, b, lambda stage, done, total, item: post("progress", (stage, done, total))))
+
+    def _focused(self, event) -> None:
+        """Coming back from the labeling window: re-read in the background (only changed files
+        are parsed again) and redraw if an expert's labels changed meanwhile."""
+        if event.widget is not self.top or not self.loaded or self.session is not None:
+            return
+        if self.tasks.busy("refresh") or self.tasks.busy("load"):
+            return
+        ctl = self.ctl
+        assert ctl is not None
+        project, a, b = self.project, ctl.expert_a, ctl.expert_b
+        self.tasks.start("refresh", lambda post, cancel: AgreementController.read_pairs(project, a, b))
+
+    def _refreshed(self, pairs) -> None:
+        ctl = self.ctl
+        if ctl is None or not self.loaded or self.session is not None:
+            return
+        if len(pairs) == len(ctl.images) and all(p is q for p, q in zip(pairs, ctl.images)):
+            return  # nothing changed: keep the gallery the user is looking at
+        self._pending = AgreementController(self.project, ctl.expert_a, ctl.expert_b)
+        self._loaded(pairs)
+        self.status.set(f"{self.status.get()} (updated with the experts' latest edits)")
 
     def _loaded(self, pairs) -> None:
         self.ctl = self._pending
@@ -666,23 +696,49 @@ class AgreementView:
             return
         project, images = self.project, self.ctl.visible_images
         self.status.set("double-labeled export: starting")
-        self.tasks.start("export", lambda post, cancel: export_double_labeled(
-            project, images, out, lambda stage, done, total, item: post("progress", (stage, done, total))))
+
+        def export(post: Post, cancel: threading.Event):
+            def progress(stage: str, done: int, total: int, item: str) -> None:
+                if cancel.is_set():
+                    raise UserError(f"double-labeled export cancelled: the crops written so far stay in {out}, "
+                                    "without the provenance CSV")
+                post("progress", (stage, done, total))
+            return export_double_labeled(project, images, out, progress)
+
+        self.tasks.start("export", export)
+        self.cancel_export_button.configure(state="normal")
+
+    def cancel_export(self) -> None:
+        """Stop the double-labeled export after the photo being cropped."""
+        task = self.tasks.current("export")
+        if task is not None:
+            task.cancel.set()
+            self.status.set("double-labeled export: cancelling…")
 
     # -- the poll loop ---------------------------------------------------------------------
     def _poll(self) -> None:
         self._poll_job = None
         try:
-            thumbs = 0
-            for _ in range(MESSAGES_PER_TICK):
-                if thumbs >= THUMBS_PER_TICK:
-                    break
+            # progress comes once per photo: only the latest of each channel is shown, and it
+            # does not count against the tick's budget (else 640 photos' progress would hold
+            # back the finished result by half a second)
+            latest_progress: dict[str, Any] = {}
+            thumbs = applied = 0
+            while applied < MESSAGES_PER_TICK and thumbs < THUMBS_PER_TICK:
                 message = self.tasks.next_current()
                 if message is None:
                     break
                 channel, kind, payload = message
+                if kind == "progress":
+                    latest_progress[channel] = payload
+                    continue
+                latest_progress.pop(channel, None)
                 thumbs += kind == "thumbnail"
+                applied += 1
                 self._apply(channel, kind, payload)
+            for channel, payload in latest_progress.items():
+                if self.tasks.busy(channel):
+                    self._apply(channel, "progress", payload)
         finally:
             if self.exists():
                 self._poll_job = self.top.after(POLL_MS, self._poll)
@@ -694,6 +750,8 @@ class AgreementView:
             if channel == "adjudication":
                 self.start_button.configure(state="normal")
             return
+        if channel == "export" and kind in ("done", "failed", "crashed"):
+            self.cancel_export_button.configure(state="disabled")
         if kind == "failed":
             self.status.set(payload)
             if channel == "load":
@@ -716,6 +774,8 @@ class AgreementView:
             self.status.set(text)
         elif channel == "load":
             self._loaded(payload)
+        elif channel == "refresh":
+            self._refreshed(payload)
         elif channel == "adjudication":
             self._session_ready(payload)
         elif channel == "crop":

@@ -110,7 +110,7 @@ class Session:
 def _warm_up_agreement_view(project: Project) -> None:
     """Prepare Tools → Agreement… in the background once the window is up, so that it opens
     within a second (issue 7): import matplotlib's Tk backend and read the two default experts'
-    files once (the project keeps them parsed until they change). Nothing here touches Tk."""
+    files and pair their cells once (both kept until the files change). Nothing here touches Tk."""
     def work() -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # the window comes first
@@ -119,8 +119,11 @@ def _warm_up_agreement_view(project: Project) -> None:
         try:
             importlib.import_module("raabin_labeler.ui.agreement_view")
             experts = default_experts(project)
-            if len(experts) >= 2:
-                AgreementController.read_pairs(project, experts[0], experts[1])
+            if len(experts) >= 2:  # pairs and per-photo counts are kept until the files change
+                agreement = AgreementController(project, experts[0], experts[1])
+                agreement.load()
+                agreement.summary()
+                agreement.matrix_at("leaf")
         except Exception:  # the view reports its own problems when it is opened
             pass
     threading.Thread(target=work, name="warm-up", daemon=True).start()

@@ -500,6 +500,9 @@ class MainWindow:
             self.root.after_cancel(self._poll_job)
             self._poll_job = None
         self.jobs.cancel()
+        for view in (self.agreement_view, self.dedup_review):  # their workers and poll loops end too
+            if view is not None and view.exists():
+                view.close()
         if self.nucleus_panel is not None:
             self.nucleus_panel.close()
         self.cache.close()

@@ -198,3 +198,61 @@ def test_a_broken_expert_file_is_named_in_the_view_and_nothing_crashes(open_wind
     view.expert_b.set("A")
     view.reload()
     assert "two different experts" in view.status.get() and not view.tasks.busy("load")
+
+
+def test_back_from_labeling_the_view_shows_the_new_label(open_window, two_expert_project):
+    """Relabel a cell in the labeling window, return to the agreement window: the matrix follows."""
+    project = two_expert_project
+    window, view = _open_view(open_window, project)
+    ctl = window.controller
+    ctl.open_image("img1.jpg")
+    first = next(c for c in ctl.cells() if c.box.x1 == 40)  # Cell_0: A and B both said Neutrophil
+    ctl.select(first.id)
+    ctl.label_selected("monocyte")
+    assert ctl.autosaver.flush() is None
+    neutro, mono = view.ctl.matrix.index("Neutrophil"), view.ctl.matrix.index("Monocyte")
+    assert view.ctl.matrix.counts[neutro, neutro] == 2
+    before = view.ctl
+    view.top.event_generate("<FocusIn>")
+    wait_until(window.root, lambda: view.ctl is not before and view.loaded)
+    matrix = view.ctl.matrix
+    assert matrix.counts[neutro, neutro] == 1 and matrix.counts[mono, neutro] == 1
+    assert "latest edits" in view.status.get()
+    # focusing again with nothing changed keeps what is shown (and the gallery the lead looks at)
+    _click_matrix_cell(view, mono, neutro)
+    assert len(view.gallery_pairs) == 1
+    now = view.ctl
+    view.top.event_generate("<FocusIn>")
+    wait_until(window.root, lambda: not view.tasks.busy("refresh"))
+    window.root.update()
+    assert view.ctl is now and len(view.gallery_pairs) == 1
+
+
+def test_double_labeled_export_can_be_cancelled(open_window, two_expert_project, tmp_path, monkeypatch):
+    import threading
+
+    from raabin_labeler.core import imageio
+
+    project = two_expert_project
+    window, view = _open_view(open_window, project)
+    first_photo, go_on = threading.Event(), threading.Event()
+    real_open = imageio.open_image
+
+    def slow_open(*args, **kwargs):  # the first photo is being cropped while the lead cancels
+        first_photo.set()
+        go_on.wait(10)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(imageio, "open_image", slow_open)
+    assert str(view.cancel_export_button.cget("state")) == "disabled"
+    view.export_double_labeled(tmp_path / "double")
+    assert str(view.cancel_export_button.cget("state")) == "normal"
+    assert first_photo.wait(10)
+    view.cancel_export_button.invoke()
+    go_on.set()
+    wait_until(window.root, lambda: not view.tasks.busy("export"))
+    assert "cancelled" in view.status.get() and str(tmp_path / "double") in view.status.get()
+    assert str(view.cancel_export_button.cget("state")) == "disabled"
+    # the photo being cropped was finished; the second was never started, and no CSV claims a full set
+    crops = list((tmp_path / "double").rglob("*.jpg"))
+    assert 0 < len(crops) < 5 and not (tmp_path / "double" / "double_labeled.csv").exists()

@@ -128,3 +128,27 @@ def test_agreed_cells_are_not_rewritten_when_nothing_changed(project):
     before = path.stat().st_mtime_ns, path.read_text()
     open_session(project)
     assert (path.stat().st_mtime_ns, path.read_text()) == before
+
+
+def test_queue_can_put_the_same_disagreement_in_a_row(tmp_path, make_photo):
+    """Band-vs-Meta cells from three photos come one after another, the most frequent kind first."""
+    project = Project.create(tmp_path / "p", experts=["A", "B"])
+    kinds = {"img1.jpg": [("neutrophil.band", "neutrophil.meta"), ("basophil", "eosinophil")],
+             "img2.jpg": [("lymphocyte.small", "lymphocyte.large"), ("neutrophil.band", "neutrophil.meta")],
+             "img3.jpg": [("neutrophil.band", "neutrophil.meta"), ("lymphocyte.small", "lymphocyte.large")]}
+    for seed, (image, pairs) in enumerate(kinds.items()):
+        make_photo(project.images_dir / image, 300, 200, seed=seed)
+        save(project, "A", image, [cell(f"{image}-{i}", 60 * i, a) for i, (a, _) in enumerate(pairs)])
+        save(project, "B", image, [cell(f"{image}-{i}", 60 * i, b) for i, (_, b) in enumerate(pairs)])
+    images = pair_experts(project, "A", "B")
+    by_photo = AdjudicationSession(project, images, "A", "B", "lead", clock=clock())
+    assert [i.image for i in by_photo.items] == ["img1.jpg", "img1.jpg", "img2.jpg", "img2.jpg", "img3.jpg", "img3.jpg"]
+    grouped = AdjudicationSession(project, images, "A", "B", "lead", clock=clock(), order="disagreement")
+    assert [(i.pair.label_a, i.image) for i in grouped.items] == [
+        ("neutrophil.band", "img1.jpg"), ("neutrophil.band", "img2.jpg"), ("neutrophil.band", "img3.jpg"),
+        ("lymphocyte.small", "img2.jpg"), ("lymphocyte.small", "img3.jpg"), ("basophil", "img1.jpg")]
+    # deciding follows the grouped order
+    grouped.decide("neutrophil.band")
+    assert grouped.current.image == "img2.jpg" and grouped.current.pair.label_a == "neutrophil.band"
+    with pytest.raises(UserError, match="queue order"):
+        AdjudicationSession(project, images, "A", "B", "lead", order="random")

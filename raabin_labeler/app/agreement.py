@@ -148,10 +148,11 @@ class AgreementController:
         return pair.image, pair.cell_id
 
     # -- adjudication and exports -------------------------------------------------------------
-    def start_adjudication(self, lead: str, progress: ProgressFn = no_progress) -> AdjudicationSession:
+    def start_adjudication(self, lead: str, progress: ProgressFn = no_progress,
+                           order: str = "photo") -> AdjudicationSession:
         """A session over the photos the filters show; writes the automatic "agreed" cells first."""
         return AdjudicationSession(self.project, self.visible_images, self.expert_a, self.expert_b,
-                                   lead, progress=progress)
+                                   lead, progress=progress, order=order)
 
     def write_csv(self, path: Path) -> None:
         self.matrix.write_csv(path)

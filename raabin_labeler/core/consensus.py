@@ -154,6 +154,20 @@ def write_agreed(project: Project, images: Sequence[PairedImage], expert_a: str,
     return changed
 
 
+#: "photo": photo by photo, as the files come; "disagreement": the same pair of labels in a row,
+#: the most frequent confusion first, so the lead compares like with like (Band vs Meta, …)
+QUEUE_ORDERS = ("photo", "disagreement")
+
+
+def by_disagreement(items: Sequence[AdjudicationItem]) -> list[AdjudicationItem]:
+    """Items grouped by (A's label, B's label), largest group first, photo order within."""
+    groups: dict[tuple[str, str], list[AdjudicationItem]] = {}
+    for item in items:
+        groups.setdefault((item.pair.label_a or "", item.pair.label_b or ""), []).append(item)
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return [item for _, group in ordered for item in group]
+
+
 class AdjudicationSession:
     """The lead's queue of disagreements: decide, send back, undo; each step saved at once.
 
@@ -163,9 +177,12 @@ class AdjudicationSession:
     """
 
     def __init__(self, project: Project, images: Sequence[PairedImage], expert_a: str, expert_b: str,
-                 lead: str, clock: Callable[[], str] = now_iso, progress: ProgressFn = no_progress):
+                 lead: str, clock: Callable[[], str] = now_iso, progress: ProgressFn = no_progress,
+                 order: str = "photo"):
         if not lead or not lead.strip():
             raise UserError("say who adjudicates: the lead's name is recorded with every decision")
+        if order not in QUEUE_ORDERS:
+            raise UserError(f"queue order {order!r}: use one of {', '.join(QUEUE_ORDERS)}")
         self.project, self.expert_a, self.expert_b = project, expert_a, expert_b
         self.lead, self.clock = lead.strip(), clock
         self._files = _ConsensusFiles(project)
@@ -173,6 +190,8 @@ class AdjudicationSession:
         self.items: list[AdjudicationItem] = [
             AdjudicationItem(pair, paired.ref, paired.acquisition)
             for paired in images for pair in paired.pairs if pair.labeled and not pair.agreed]
+        if order == "disagreement":
+            self.items = by_disagreement(self.items)
         self._undo: list[tuple[int, Cell | None]] = []
         self.index = self._next_open(0)
 

@@ -38,6 +38,7 @@ MESSAGES_PER_TICK = 60
 GALLERY_PAGE = 120  # thumbnails shown at once; "Show more" adds a page (a diagonal cell may hold thousands)
 CROP_SIDE = 224  # px, the adjudication pane's crop
 ANY = "(any)"
+ORDER_NAMES = {"photo by photo": "photo", "same disagreement in a row": "disagreement"}
 FILTERS = ("smear", "camera", "microscope", "folder")
 
 ErrorHandler = Callable[[type, BaseException, Any], None]
@@ -171,6 +172,7 @@ class AgreementView:
         self.level = tk.StringVar(value="leaf")
         self.filters = {name: tk.StringVar(value=ANY) for name in FILTERS}
         self.lead = tk.StringVar(value=lead)
+        self.queue_order = tk.StringVar(value=next(iter(ORDER_NAMES)))
         self.status = tk.StringVar(value="")
         self._build(experts)
         self._poll_job: str | None = self.top.after(POLL_MS, self._poll)
@@ -283,6 +285,9 @@ class AgreementView:
         head.pack(fill="x")
         ttk.Label(head, text="Lead:").pack(side="left")
         ttk.Entry(head, textvariable=self.lead, width=16).pack(side="left")
+        ttk.Label(head, text="Order:").pack(side="left", padx=(8, 0))
+        ttk.Combobox(head, textvariable=self.queue_order, values=list(ORDER_NAMES), state="readonly",
+                     width=24).pack(side="left")
         self.start_button = ttk.Button(head, text="Start adjudication", command=self.start_adjudication)
         self.start_button.pack(side="left", padx=4)
         self.adjudication_progress = tk.StringVar(value="")
@@ -502,12 +507,13 @@ class AgreementView:
             self.status.set("Say who adjudicates: the lead's name is saved with every decision.")
             return
         ctl, images = self.ctl, self.ctl.visible_images  # captured now: the filters may change meanwhile
+        order = ORDER_NAMES[self.queue_order.get()]
         self.start_button.configure(state="disabled")
         self.adjudication_progress.set("preparing…")
         self.notebook.select(self.adjudication_tab)
         self.tasks.start("adjudication", lambda post, cancel: AdjudicationSession(
             ctl.project, images, ctl.expert_a, ctl.expert_b, lead,
-            progress=lambda stage, done, total, item: post("progress", (stage, done, total))))
+            progress=lambda stage, done, total, item: post("progress", (stage, done, total)), order=order))
 
     def _session_ready(self, session: AdjudicationSession) -> None:
         self.session = session

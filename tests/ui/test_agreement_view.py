@@ -256,3 +256,16 @@ def test_double_labeled_export_can_be_cancelled(open_window, two_expert_project,
     # the photo being cropped was finished; the second was never started, and no CSV claims a full set
     crops = list((tmp_path / "double").rglob("*.jpg"))
     assert 0 < len(crops) < 5 and not (tmp_path / "double" / "double_labeled.csv").exists()
+
+
+def test_queue_ordered_by_disagreement_shows_like_cases_together(open_window, two_expert_project):
+    window, view = _open_view(open_window, two_expert_project)
+    view.lead.set("lead-1")
+    view.queue_order.set("same disagreement in a row")
+    view.start_button.invoke()
+    wait_until(window.root, lambda: view.session is not None)
+    rows = [view.queue_view.item(i, "values") for i in view.queue_view.get_children()]
+    # Neutrophil vs Band happens on both photos: those two come first, one after the other
+    assert [(r[0], r[2], r[3]) for r in rows[:2]] == [("img1.jpg", "Neutrophil", "Band"),
+                                                      ("img2.jpg", "Neutrophil", "Band")]
+    assert len(rows) == DISAGREEMENTS and view.session.current.image == "img1.jpg"

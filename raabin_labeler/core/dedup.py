@@ -11,8 +11,10 @@ unlike cells into mega-groups through single false edges. The default ``robust``
 (1) hashes each crop again after aligning it on its nucleus (centroid and size of the purple,
 dark region) and proposes each crop's few nearest crops by those hashes, (2) confirms the
 candidate pairs, all in one batch, with normalised cross-correlation of the aligned grey
-patches, and (3) lets a crop join a group only if it resembles the group's keeper itself, not
-just some neighbour (issue 5, "a member should resemble the keeper").
+patches, (3) proposes more candidates by visual words and confirms the pairs the correlation
+does not by keypoint registration (:mod:`.dedup_match`: crops shifted by a third or cut by the
+photo border), and (4) lets a crop join a group only if it resembles the group's keeper itself,
+not just some neighbour (issue 5, "a member should resemble the keeper").
 
 Everything here is pure computation: no Tk, no project files. Hashing runs in processes through
 :mod:`raabin_labeler.core.jobs`; pair search is vectorised popcount over packed 64-bit hashes in
@@ -33,6 +35,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from raabin_labeler.core import dedup_match
 from raabin_labeler.core.jobs import PoolRunner, Runner, SyncRunner
 from raabin_labeler.errors import FileProblem
 
@@ -46,9 +49,6 @@ PHASH_SIDE = 32
 #: LANCZOS input: at 96 only 84 % of crops kept both hashes within 1 bit of a full decode, at
 #: 128 about 99 % (benchmarks/dedup_speed.py; issue 5: "same hashes within 1 bit").
 DRAFT_MIN_SIDE = 128
-#: In robust mode the paper's hashes only propose candidates for the correlation test, so a
-#: coarser decode will do: the aligned patch needs the cell at >= 32 px, not the pHash's detail.
-CANDIDATE_DRAFT_SIDE = 64
 #: The nucleus is found on a copy reduced to this short side (see :func:`nucleus_frame`).
 NUCLEUS_SIDE = 64
 #: Side of the nucleus-aligned grey patch kept for cross-correlation (bytes per crop = square).
@@ -98,6 +98,9 @@ class RobustRule:
     screen_texture_at_least: float = 0.5
     ncc_at_least: float = 0.95
     texture_at_least: float = 0.93
+    word_neighbours: int = 8
+    word_cosine_at_least: float = 0.05
+    registration: dedup_match.RegistrationRule = dedup_match.RegistrationRule()
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class Signature:
     aligned_ahash: int
     aligned_phash: int
     patch: np.ndarray  # uint8 (PATCH_SIDE, PATCH_SIDE), nucleus-aligned grey
+    keypoints: np.ndarray | None = None    # float32 (K, 2) in the dedup_match.match_gray frame
+    descriptors: np.ndarray | None = None  # uint8 (K, 32) ORB
 
 
 @dataclass
@@ -121,19 +126,27 @@ class SignatureTable:
     aligned_ahash: np.ndarray  # uint64 (N,)
     aligned_phash: np.ndarray  # uint64 (N,)
     patches: np.ndarray        # uint8 (N, PATCH_SIDE**2)
+    keypoints: list[np.ndarray] | None = None    # robust mode: per crop, see Signature
+    descriptors: list[np.ndarray] | None = None
+    sources: list[str] | None = None  # the crop files, re-read to verify keypoint registrations
 
     def __len__(self) -> int:
         return len(self.names)
 
     @classmethod
-    def from_signatures(cls, names: Sequence[str], sigs: Sequence[Signature]) -> "SignatureTable":
+    def from_signatures(cls, names: Sequence[str], sigs: Sequence[Signature],
+                        sources: Sequence[str] | None = None) -> "SignatureTable":
         def col(attr: str) -> np.ndarray:
             return np.fromiter((getattr(s, attr) for s in sigs), dtype=np.uint64, count=len(sigs))
 
         patches = (np.stack([s.patch.reshape(-1) for s in sigs]) if sigs
                    else np.zeros((0, PATCH_SIDE * PATCH_SIDE), np.uint8))
+        has_kp = bool(sigs) and all(s.descriptors is not None for s in sigs)
         return cls(list(names), col("ahash"), col("phash"), col("aligned_ahash"),
-                   col("aligned_phash"), patches)
+                   col("aligned_phash"), patches,
+                   [s.keypoints for s in sigs] if has_kp else None,
+                   [s.descriptors for s in sigs] if has_kp else None,
+                   list(sources) if sources is not None else None)
 
 
 @dataclass(frozen=True)
@@ -241,14 +254,23 @@ def crop_signature(path: str | Path, aligned: bool = True) -> Signature:
 
     Without ``aligned`` (the paper's mode needs none of it) the aligned fields are zeros.
     """
-    im = open_reduced(path, DRAFT_MIN_SIDE if not aligned else CANDIDATE_DRAFT_SIDE)
+    im = open_reduced(path, DRAFT_MIN_SIDE if not aligned else dedup_match.MATCH_SIDE)
     ahash, phash = image_hashes(im.convert("L"))
     if not aligned:
         return Signature(ahash, phash, 0, 0, np.zeros((PATCH_SIDE, PATCH_SIDE), np.uint8))
-    patch = aligned_patch(np.asarray(im))
+    rgb = np.asarray(im)
+    patch = aligned_patch(rgb)
     filled = np.where(patch > 0, patch, np.uint8(np.median(patch[patch > 0]) if patch.any() else 128))
     a_ahash, a_phash = image_hashes(Image.fromarray(filled))
-    return Signature(ahash, phash, a_ahash, a_phash, patch)
+    pts, desc = dedup_match.keypoints(dedup_match.match_gray(rgb))
+    return Signature(ahash, phash, a_ahash, a_phash, patch, pts, desc)
+
+
+def match_grays(table: SignatureTable, rows: Iterable[int]) -> dict[int, np.ndarray]:
+    """The grey images the keypoints of ``rows`` were found on, decoded again from their files."""
+    assert table.sources is not None
+    return {r: dedup_match.match_gray(np.asarray(open_reduced(table.sources[r], dedup_match.MATCH_SIDE)))
+            for r in rows}
 
 
 def _signature_chunk(item: tuple[int, Sequence[str], bool]) -> list[Signature]:
@@ -280,7 +302,7 @@ def compute_signatures(paths: Sequence[str | Path], names: Sequence[str] | None 
     if len(by_start) < len(chunks):
         raise InterruptedError("hashing was cancelled")
     sigs = [s for start in sorted(by_start) for s in by_start[start]]
-    return SignatureTable.from_signatures(names, sigs)
+    return SignatureTable.from_signatures(names, sigs, paths)
 
 
 def _first_unreadable(paths: Sequence[str]) -> str:
@@ -549,42 +571,87 @@ def half_patches(patches: np.ndarray) -> np.ndarray:
 
 def robust_edges(table: SignatureTable, rule: RobustRule = RobustRule(),
                  paper_rule: PaperRule = PaperRule(), runner: Runner | None = None) -> Edges:
-    """Candidates from nucleus-aligned hashes or the paper's rule, kept only if the patches correlate.
+    """Candidate pairs confirmed by patch correlation or, failing that, by keypoint registration.
 
-    Each crop's ``rule.neighbours`` nearest crops by aligned-hash distance catch shifted and
-    rescaled crops the paper misses; the paper's own pairs stay candidates too; the correlation
-    test, batched over all candidates at once, removes the look-alikes.
+    Candidates: each crop's ``rule.neighbours`` nearest crops by aligned-hash distance (shifted
+    and rescaled crops the paper misses), the paper's own pairs, and each crop's
+    ``rule.word_neighbours`` nearest by visual words (crops cut on different sides, see
+    :mod:`.dedup_match`). The correlation test runs batched over all candidates; the pairs it
+    does not confirm are tried by registration, which tolerates large shifts and border cuts.
     """
     ai, aj = knn_pairs(table.aligned_ahash, table.aligned_phash, rule.neighbours, rule.hash_below,
                        runner=runner)
     pi, pj, _, _ = hash_pairs(table.ahash, table.phash, paper_rule.ahash_below, paper_rule.phash_below)
-    pairs = np.unique(np.concatenate([np.stack([ai, aj], 1), np.stack([pi, pj], 1)]), axis=0)
+    parts = [np.stack([ai, aj], 1), np.stack([pi, pj], 1)]
+    registering = table.descriptors is not None and table.sources is not None
+    if registering:
+        wi, wj = dedup_match.word_neighbours(dedup_match.word_vectors(table.descriptors),
+                                             rule.word_neighbours, rule.word_cosine_at_least)
+        parts.append(np.stack([wi, wj], 1))
+    pairs = np.unique(np.concatenate(parts), axis=0).reshape(-1, 2)
     i, j = pairs[:, 0], pairs[:, 1]
     grey, texture = patch_ncc(half_patches(table.patches), i, j, shift=max(1, SHIFT // 2),
                               sigma=TEXTURE_SIGMA / 2)
     near = (grey >= rule.screen_ncc_at_least) & (texture >= rule.screen_texture_at_least)
-    i, j = i[near], j[near]
-    grey, texture = patch_ncc(table.patches, i, j)
-    ok = (grey >= rule.ncc_at_least) & (texture >= rule.texture_at_least)
+    grey, texture = patch_ncc(table.patches, i[near], j[near])
+    ok = np.zeros(len(i), bool)
+    ok[np.flatnonzero(near)] = (grey >= rule.ncc_at_least) & (texture >= rule.texture_at_least)
+    full_grey = np.full(len(i), np.nan, np.float32)
+    full_texture = np.full(len(i), np.nan, np.float32)
+    full_grey[near], full_texture[near] = grey, texture
+    if registering:
+        rest = np.flatnonzero(~ok)
+        registered, _ = register_many(table, i[rest], j[rest], rule.registration)
+        ok[rest[registered]] = True
     i, j = i[ok], j[ok]
     da = _popcount(table.aligned_ahash[i] ^ table.aligned_ahash[j])
     dp = _popcount(table.aligned_phash[i] ^ table.aligned_phash[j])
-    return Edges(i, j, da, dp, grey[ok], texture[ok])
+    return Edges(i, j, da, dp, full_grey[ok], full_texture[ok])
+
+
+def register_many(table: SignatureTable, a: np.ndarray, b: np.ndarray,
+                  rule: dedup_match.RegistrationRule) -> tuple[np.ndarray, list[dict]]:
+    """:func:`.dedup_match.register` for the pairs (a[k], b[k]); grey images decoded as needed."""
+    if table.descriptors is None or table.sources is None:
+        return np.zeros(len(a), bool), [{} for _ in range(len(a))]
+    grays: dict[int, np.ndarray] = {}
+
+    def gray(r: int) -> np.ndarray:
+        if r not in grays:
+            grays.update(match_grays(table, [r]))
+        return grays[r]
+
+    def one(x: int, y: int) -> tuple[bool, dict]:
+        fx = (table.keypoints[x], table.descriptors[x])
+        fy = (table.keypoints[y], table.descriptors[y])
+        if min(len(fx[1]), len(fy[1])) < rule.inliers_at_least:
+            return False, {"inliers": 0}
+        return dedup_match.register(gray(x), fx, gray(y), fy, rule)
+
+    found = [one(x, y) for x, y in zip(np.asarray(a).tolist(), np.asarray(b).tolist())]
+    return np.array([f[0] for f in found], bool), [f[1] for f in found]
 
 
 def resemble_many(table: SignatureTable, a: np.ndarray, b: np.ndarray,
                   rule: RobustRule) -> list[tuple[bool, dict]]:
-    """The robust correlation test for the pairs (a[k], b[k]), with evidence (aligned hashes)."""
+    """The robust pair test for (a[k], b[k]) with evidence: correlation, else registration."""
     da = _popcount(table.aligned_ahash[a] ^ table.aligned_ahash[b]).tolist()
     dp = _popcount(table.aligned_phash[a] ^ table.aligned_phash[b]).tolist()
     grey, texture = (x.tolist() for x in patch_ncc(table.patches, a, b))
-    return [(g >= rule.ncc_at_least and t >= rule.texture_at_least,
-             {"ahash": x, "phash": y, "ncc": round(g, 4), "texture_ncc": round(t, 4)})
-            for x, y, g, t in zip(da, dp, grey, texture)]
+    out = [(g >= rule.ncc_at_least and t >= rule.texture_at_least,
+            {"ahash": x, "phash": y, "ncc": round(g, 4), "texture_ncc": round(t, 4)})
+           for x, y, g, t in zip(da, dp, grey, texture)]
+    rest = [k for k, (ok, _) in enumerate(out) if not ok]
+    if rest:
+        registered, evidence = register_many(table, np.asarray(a)[rest], np.asarray(b)[rest],
+                                             rule.registration)
+        for k, ok, ev in zip(rest, registered.tolist(), evidence):
+            out[k] = (ok, {**out[k][1], **ev})
+    return out
 
 
 def resembles(table: SignatureTable, a: int, b: int, rule: RobustRule) -> tuple[bool, dict]:
-    """The robust correlation test between two given crops, with its evidence (aligned hashes)."""
+    """The robust pair test between two given crops, with its evidence."""
     return resemble_many(table, np.array([a]), np.array([b]), rule)[0]
 
 

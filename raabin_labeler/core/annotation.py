@@ -85,12 +85,11 @@ class Box:
 
     @classmethod
     def parse(cls, value: Any, where: str = "box") -> "Box":
-        if type(value) is list and len(value) == 4 and all(type(v) is int for v in value) \
-                and -MAX_COORD <= min(value) and max(value) <= MAX_COORD:
-            try:  # the common case, taken fast: 80,000 cells load in the agreement view
-                return cls(*value)
-            except AnnotationError as exc:
-                raise AnnotationError(where, exc.problem) from None
+        if type(value) is list and len(value) == 4:
+            x1, y1, x2, y2 = value
+            if type(x1) is int and type(y1) is int and type(x2) is int and type(y2) is int \
+                    and -MAX_COORD <= x1 < x2 <= MAX_COORD and -MAX_COORD <= y1 < y2 <= MAX_COORD:
+                return cls(x1, y1, x2, y2)  # the common case, taken fast: 80,000 cells load at once
         if not isinstance(value, (list, tuple)) or len(value) != 4:
             raise AnnotationError(where, "expected [x1, y1, x2, y2]")
         coords = [_int(v, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -173,11 +172,12 @@ class Cell:
     @classmethod
     def from_dict(cls, data: Any, where: str = "cell") -> "Cell":
         data = _dict(data, where)
-        cell_id = data.get("id")
-        if not isinstance(cell_id, str) or not cell_id.strip():
+        get = data.get  # 80,000 cells load when the agreement view opens: kept lean
+        cell_id = get("id")
+        if type(cell_id) is not str or not cell_id.strip():
             raise AnnotationError(f"{where}.id", "every cell needs a non-empty id")
-        for key in cls._TEXT:
-            value = data.get(key)
+        label, source, duplicate_of, created, modified = texts = [get(key) for key in cls._TEXT]
+        for key, value in zip(cls._TEXT, texts):
             if value is not None and type(value) is not str:
                 raise AnnotationError(f"{where}.{key}", f"expected text, got {type(value).__name__}")
         mask = _opt_str(data, "nucleus_mask", where)
@@ -186,16 +186,13 @@ class Cell:
                 safe_relative(mask)
             except ValueError as exc:
                 raise AnnotationError(f"{where}.nucleus_mask", str(exc)) from None
-        rejected = data.get("rejected", False)
-        if not isinstance(rejected, bool):
+        rejected = get("rejected", False)
+        if rejected is not False and rejected is not True:
             raise AnnotationError(f"{where}.rejected", "expected true or false")
         known = cls.KNOWN
-        return cls(
-            id=cell_id, box=Box.parse(data.get("box"), f"{where}.box"),
-            label=data.get("label") or None, source=data.get("source"),
-            nucleus_mask=mask, duplicate_of=data.get("duplicate_of"),
-            rejected=rejected, created=data.get("created"), modified=data.get("modified"),
-            extra={} if data.keys() <= known else {k: v for k, v in data.items() if k not in known})
+        return cls(cell_id, Box.parse(get("box"), f"{where}.box"), label or None, source, mask, duplicate_of,
+                   rejected, created, modified,
+                   {} if data.keys() <= known else {k: v for k, v in data.items() if k not in known})
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "box": self.box.as_list(), "label": self.label,

@@ -17,6 +17,12 @@ the sample set has no target and is shown alongside).
 
     .venv/bin/python benchmarks/nucleus_accuracy.py            # about 2 min on 2 cores
     .venv/bin/python benchmarks/nucleus_accuracy.py --no-fit   # the three methods only
+    .venv/bin/python benchmarks/nucleus_accuracy.py --fit-pixel  # re-fit the per-pixel model
+
+``--fit-pixel`` fits the logistic regression of raabin_labeler.core.nucleus_pixel on 600 pixels
+per crop (drawn near the Easy-GT core's outline) of dataset1 and BCCD jointly, reports held-out
+Dice (two folds: fit on every other crop of each set, test on the rest; the sample set is never
+fitted) and prints the coefficients fitted on all crops, to paste into COEFFICIENTS.
 """
 from __future__ import annotations
 
@@ -29,13 +35,16 @@ import time
 from multiprocessing import Pool
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from raabin_labeler.core.imageio import open_image
-from raabin_labeler.core.nucleus import (CYTOPLASM, EASY_GT, FITTED, NUCLEUS, PLAIN_OTSU,
-                                         NucleusMethod, NucleusSession, batch_mask, clean_nucleus,
-                                         combined_threshold, to_crop_size)
+from raabin_labeler.core.nucleus import (CYTOPLASM, EASY_GT, FITTED, FITTED_THRESHOLD, NUCLEUS,
+                                         PLAIN_OTSU, WORK_SIZE, NucleusMethod, NucleusSession,
+                                         _to_work_size, batch_mask, clean_nucleus, combined_threshold,
+                                         gray_world_balance, to_crop_size)
+from raabin_labeler.core.nucleus_pixel import FEATURES, PIXEL_SIDE, nucleus_probability, pixel_features
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -97,7 +106,8 @@ def score(task) -> tuple[str, list[float], list[float], list[float]]:
     """One crop: Dice of the three methods and the batch, of every grid method, of the cell outlines."""
     item, fit = task
     rgb, nucleus, cell = load(item)
-    main = [dice(NucleusSession(rgb, m).crop_mask(), nucleus) for m in (PLAIN_OTSU, EASY_GT, FITTED)]
+    main = [dice(NucleusSession(rgb, m).crop_mask(), nucleus)
+            for m in (PLAIN_OTSU, EASY_GT, FITTED_THRESHOLD, FITTED)]
     batch = batch_mask(rgb, (rgb.shape[1], rgb.shape[0]))
     main.append(dice(batch == NUCLEUS, nucleus))
     grid: list[float] = []
@@ -113,27 +123,93 @@ def score(task) -> tuple[str, list[float], list[float], list[float]]:
     return item[0], main, grid, cell_dice
 
 
+#: Pixels drawn per crop for the per-pixel model, weighted toward the core's outline.
+PIXELS_PER_CROP = 600
+
+
+def pixel_sample(task) -> tuple[np.ndarray, np.ndarray]:
+    """(features, truth) of PIXELS_PER_CROP pixels of one crop, drawn near the core's outline."""
+    index, item = task
+    rgb, nucleus, _ = load(item)
+    features = pixel_features(gray_world_balance(_to_work_size(rgb, WORK_SIZE)))
+    truth = to_crop_size(nucleus, (PIXEL_SIDE, PIXEL_SIDE)).ravel()
+    weight = np.exp(-np.abs(features[..., FEATURES.index("distance")].ravel() * 5) / 4)
+    pick = np.random.default_rng(index).choice(truth.size, PIXELS_PER_CROP, p=weight / weight.sum())
+    return features.reshape(-1, len(FEATURES))[pick], truth[pick]
+
+
+def model_dice(task) -> float:
+    """Nucleus Dice of one crop under the given coefficients, the way NucleusSession computes it."""
+    item, coefficients = task
+    rgb, nucleus, _ = load(item)
+    work = gray_world_balance(_to_work_size(rgb, WORK_SIZE))
+    channel = cv2.resize(nucleus_probability(work, coefficients), work.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    mask = clean_nucleus(channel > FITTED.threshold)
+    return dice(to_crop_size(mask, (rgb.shape[1], rgb.shape[0])), nucleus)
+
+
+def fit_logistic(features: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Standardised L2 logistic regression (C = 1), folded back to raw-feature coefficients."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    scaler = StandardScaler().fit(features)
+    model = LogisticRegression(C=1.0, max_iter=3000).fit(scaler.transform(features), truth)
+    weights = model.coef_[0] / scaler.scale_
+    return np.append(weights, model.intercept_[0] - weights @ scaler.mean_).astype(np.float32)
+
+
+def fit_pixel_model(pool: Pool) -> None:
+    everything = items()
+    fitted = [i for i, item in enumerate(everything) if item[0] in TARGETS]
+    samples = dict(zip(fitted, pool.map(pixel_sample, [(i, everything[i]) for i in fitted], chunksize=8)))
+    rank = {i: n for name in TARGETS for n, i in enumerate(j for j in fitted if everything[j][0] == name)}
+    held: dict[str, list[float]] = {}
+    for fold in (0, 1):
+        train = [i for i in fitted if rank[i] % 2 == fold]
+        coefficients = fit_logistic(np.vstack([samples[i][0] for i in train]),
+                                    np.concatenate([samples[i][1] for i in train]))
+        test = [i for i in range(len(everything)) if i not in train]
+        for i, value in zip(test, pool.map(model_dice, [(everything[i], coefficients) for i in test], chunksize=8)):
+            held.setdefault(everything[i][0], []).append(value)
+    print("per-pixel model, held-out nucleus Dice (2 folds; sample: mean of both folds' models):")
+    for name in SETS:
+        print(f"  {name:9} {np.mean(held[name]):.4f}  ({len(held[name])} crop tests)")
+    coefficients = fit_logistic(np.vstack([samples[i][0] for i in fitted]),
+                                np.concatenate([samples[i][1] for i in fitted]))
+    scores = pool.map(model_dice, [(item, coefficients) for item in everything], chunksize=8)
+    print("fitted on all of dataset1 + BCCD (in-sample): "
+          + ", ".join(f"{name} {np.mean([s for s, it in zip(scores, everything) if it[0] == name]):.4f}"
+                      for name in SETS))
+    print("COEFFICIENTS = np.array([" + ", ".join(f"{c:.6g}" for c in coefficients) + "], dtype=np.float32)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-fit", action="store_true", help="skip the parameter grid")
+    parser.add_argument("--fit-pixel", action="store_true", help="re-fit the per-pixel model and stop")
     args = parser.parse_args()
+    if args.fit_pixel:
+        with Pool(os.cpu_count() or 1) as pool:
+            fit_pixel_model(pool)
+        return
     start = time.perf_counter()
     tasks = [(item, not args.no_fit) for item in items()]
     with Pool(os.cpu_count() or 1) as pool:
         results = pool.map(score, tasks, chunksize=8)
     sets = list(SETS)
     print(f"nucleus Dice, mean over crops ({time.perf_counter() - start:.0f} s)")
-    print(f"{'set':9} {'crops':>5} {'plain Otsu M':>13} {'Easy-GT T2':>11} {'FITTED':>7} "
-          f"{'ratio':>6} {'target':>7} {'batch 288':>9} {'change':>7} {'cell Dice':>10} {'batch':>6}")
+    print(f"{'set':9} {'crops':>5} {'plain Otsu M':>13} {'Easy-GT T2':>11} {'threshold':>9} {'FITTED':>7} "
+          f"{'ratio':>6} {'target':>7} {'batch':>7} {'change':>7} {'cell Dice':>10} {'batch':>6}")
     for name in sets:
         rows = np.array([r[1] for r in results if r[0] == name])
         cells = np.array([r[3] for r in results if r[0] == name]).mean(axis=0)
-        plain, easy, fitted, batch = rows.mean(axis=0)
+        plain, easy, threshold, fitted, batch = rows.mean(axis=0)
         target = f"{TARGETS[name]:7.2f}" if name in TARGETS else f"{'-':>7}"
-        print(f"{name:9} {len(rows):5d} {plain:13.4f} {easy:11.4f} {fitted:7.4f} "
-              f"{fitted / plain:6.3f} {target} {batch:9.4f} {batch - fitted:+7.4f} "
+        print(f"{name:9} {len(rows):5d} {plain:13.4f} {easy:11.4f} {threshold:9.4f} {fitted:7.4f} "
+              f"{fitted / plain:6.3f} {target} {batch:7.4f} {batch - fitted:+7.4f} "
               f"{cells[0]:10.4f} {cells[1]:6.4f}")
-    print(f"FITTED = {FITTED}")
+    print(f"threshold = FITTED_THRESHOLD = {FITTED_THRESHOLD}\nFITTED = {FITTED} (the per-pixel model; "
+          "its held-out figures: --fit-pixel)")
     if args.no_fit:
         return
     table = {name: np.array([r[2] for r in results if r[0] == name]).mean(axis=0) for name in sets}

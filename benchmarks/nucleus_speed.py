@@ -2,11 +2,14 @@
 live slider ≤ 16 ms from slider move to updated overlay).
 
 Crops: squares around the BCCD WBC boxes, resized to 575×575 (the Raabin crop size).
-Baselines, measured in the same run: the same steps written plainly (float64 gray world and
-CMYK, scikit-image Otsu on the image, scipy labelling and hole filling), as in the Easy-GT
-program; and for the batch end to end (JPEG read, masks, PNG write) the command's first
-worker (Pillow decode at full size, the 575 session, nucleus and outline each cleaned, Pillow
-PNG). Figures are medians over repeats (the machine is shared and noisy).
+Baselines, measured in the same run: the threshold method (FITTED_THRESHOLD) written plainly
+(float64 gray world and CMYK, scikit-image Otsu on the image, scipy labelling and hole
+filling), as in the Easy-GT program; and for the batch end to end (JPEG read, masks, PNG
+write) the command's first worker (Pillow decode at full size, the 575 session of the threshold
+method, nucleus and outline each cleaned, Pillow PNG) and the previous worker (threshold method
+at 288 from a 1/2 JPEG decode, OpenCV PNG). The current worker runs the per-pixel model
+(FITTED) at 144 from a 1/4 JPEG decode. Figures are medians over repeats (the machine is
+shared and noisy: the per-CPU-second column is what one free core gives).
 
     .venv/bin/python benchmarks/nucleus_speed.py
 """
@@ -24,9 +27,10 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
-from raabin_labeler.commands.nucleus import make_masks, write_mask
+from raabin_labeler.commands.nucleus import _PNG_FAST, make_masks, read_crop, write_mask
 from raabin_labeler.core.imageio import open_image, to_array
-from raabin_labeler.core.nucleus import FITTED, NUCLEUS, WORK_SIZE, NucleusSession, compose_mask
+from raabin_labeler.core.nucleus import (FITTED, FITTED_THRESHOLD, NUCLEUS, WORK_SIZE, NucleusSession,
+                                         compose_mask)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CROPS = 40
@@ -50,7 +54,7 @@ def crops() -> list[np.ndarray]:
 
 
 def baseline_mask(rgb: np.ndarray) -> np.ndarray:
-    """The steps of FITTED written plainly, as a reference for the speed-ups."""
+    """The steps of FITTED_THRESHOLD written plainly, as a reference for the speed-ups."""
     f = rgb.astype(np.float64)
     means = f.reshape(-1, 3).mean(axis=0)
     balanced = np.clip(f * (means.mean() / means), 0, 255).astype(np.uint8).astype(np.float64) / 255
@@ -60,13 +64,13 @@ def baseline_mask(rgb: np.ndarray) -> np.ndarray:
     channel = np.floor(channel * 255 + 0.5).astype(np.uint8)
     t2 = threshold_otsu(channel)
     _, t3_up = threshold_multiotsu(channel, classes=3)
-    mask = channel > np.floor((1 - FITTED.alpha) * t2 + FITTED.alpha * t3_up)
+    mask = channel > np.floor((1 - FITTED_THRESHOLD.alpha) * t2 + FITTED_THRESHOLD.alpha * t3_up)
     labels, count = ndi.label(mask)
     if count > 1:
         sizes = np.bincount(labels.ravel())[1:]
         mask = np.isin(labels, np.flatnonzero(sizes >= sizes.max() / 10) + 1)
     mask = ndi.binary_fill_holes(mask)
-    radius = int(round(FITTED.dilate * np.sqrt(mask.sum())))
+    radius = int(round(FITTED_THRESHOLD.dilate * np.sqrt(mask.sum())))
     if radius:
         yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
         mask = ndi.binary_dilation(mask, yy ** 2 + xx ** 2 <= radius ** 2)
@@ -76,7 +80,7 @@ def baseline_mask(rgb: np.ndarray) -> np.ndarray:
 def old_write_mask(task: tuple[Path, Path, bool]) -> Path:
     """The batch worker before the speed work: the baseline of the end-to-end figures."""
     crop, out_dir, nucleus_only = task
-    session = NucleusSession(to_array(open_image(crop)), FITTED)
+    session = NucleusSession(to_array(open_image(crop)), FITTED_THRESHOLD)
     nucleus = session.crop_mask()
     if nucleus_only:
         mask = np.where(nucleus, NUCLEUS, 0).astype(np.uint8)
@@ -84,6 +88,16 @@ def old_write_mask(task: tuple[Path, Path, bool]) -> Path:
         mask = compose_mask(session.cell_mask(), nucleus)
     target = out_dir / f"{crop.stem}.png"
     Image.fromarray(mask, mode="L").save(target, compress_level=1)
+    return target
+
+
+def previous_write_mask(task: tuple[Path, Path, bool]) -> Path:
+    """The previous batch worker: the threshold method at 288 from a 1/2 JPEG decode."""
+    crop, out_dir, nucleus_only = task
+    size, rgb = read_crop(crop, 288)
+    mask = NucleusSession(rgb, FITTED_THRESHOLD, 288).automatic_mask(size, nucleus_only)
+    target = out_dir / f"{crop.stem}.png"
+    target.write_bytes(cv2.imencode(".png", mask, _PNG_FAST)[1].tobytes())
     return target
 
 
@@ -131,6 +145,7 @@ def main() -> None:
               "(wall | per CPU second), target 200")
         rates = {}
         for label, func, only in (("old worker (baseline)", old_write_mask, False),
+                                  ("previous worker, 288", previous_write_mask, False),
                                   ("write_mask, 0/128/255", write_mask, False),
                                   ("old worker --nucleus-only", old_write_mask, True),
                                   ("write_mask --nucleus-only", write_mask, True)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,13 +15,14 @@ from PIL import Image
 
 from raabin_labeler.app.autosave import Autosaver
 from raabin_labeler.app.labeling import LabelingController
-from raabin_labeler.app.nucleus import (NucleusPanelController, edge_at, fill_polygon, prepare_session,
+from raabin_labeler.app.nucleus import (NucleusPanelController, edge_at, fill_polygon, method_for, prepare_session,
                                         vertex_at)
 from raabin_labeler.core.annotation import Box, Cell
 from raabin_labeler.core.formats.exporter import export_annotations
 from raabin_labeler.core.imageio import open_image
 from raabin_labeler.core.masks import (ADJUSTED, AUTO, FAILED, MaskError, load_cell_mask, mask_rel_path,
                                        read_mask, save_cell_mask)
+from raabin_labeler.core.nucleus import FITTED, FITTED_THRESHOLD
 from raabin_labeler.core.project import Project
 from raabin_labeler.core.store import load_annotation
 from raabin_labeler.errors import UserError
@@ -63,8 +65,10 @@ def the_cell(ctl: LabelingController, box: Box = WBC) -> Cell:
 
 
 def panel(ctl: LabelingController, box: Box = WBC) -> NucleusPanelController:
+    """As the panel opens a cell: the session on the method its saved threshold belongs to."""
     photo = open_image(ctl.project.image_path(ctl.image))
-    return NucleusPanelController(ctl, the_cell(ctl, box).id, prepare_session(photo, box))
+    cell = the_cell(ctl, box)
+    return NucleusPanelController(ctl, cell.id, prepare_session(photo, box, method_for(cell)))
 
 
 def flushed(ctl: LabelingController):
@@ -141,6 +145,7 @@ def test_the_slider_value_and_outline_persist_across_reopening_and_reloading(ctl
     shown = first.mask()
     saved = first.save()
     assert saved.extra["nucleus_threshold"] == auto + 14 and saved.extra["mask_status"] == ADJUSTED
+    assert saved.extra["nucleus_channel"] == FITTED.channel
     np.testing.assert_array_equal(load_cell_mask(project, saved), shown)
     # reopen in the same session: the slider and outline come back, so the mask is the same
     again = panel(ctl)
@@ -314,3 +319,21 @@ def test_the_cli_exports_masks(ctl, project, tmp_path):
     assert main(["export", str(project.root), "--format", "masks", "--who", EXPERT,
                  "--out", str(tmp_path / "cli")]) == 0
     assert len(list((tmp_path / "cli" / "BloodImage_00000").glob("*.png"))) == 1
+
+
+def test_a_threshold_saved_under_the_earlier_default_reopens_on_its_own_scale(ctl, project):
+    """Cells adjusted before the per-pixel model became the default keep the expert's mask."""
+    photo = open_image(project.image_path(ctl.image))
+    old_session = prepare_session(photo, WBC, FITTED_THRESHOLD)
+    legacy_threshold = old_session.auto_threshold + 12
+    cell = the_cell(ctl)
+    # what an earlier version wrote: a threshold, no channel key
+    ctl.replace_cell(replace(cell, extra={**cell.extra, "nucleus_threshold": legacy_threshold,
+                                          "mask_status": ADJUSTED}))
+    reopened = panel(ctl)
+    assert reopened.session.method == FITTED_THRESHOLD and reopened.threshold == legacy_threshold
+    np.testing.assert_array_equal(reopened.session.mask_for(legacy_threshold), old_session.mask_for(legacy_threshold))
+    saved = reopened.save()
+    assert saved.extra["nucleus_channel"] == FITTED_THRESHOLD.channel
+    # a cell never adjusted opens on the default model
+    assert panel(ctl, OTHER).session.method == FITTED

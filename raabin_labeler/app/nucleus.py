@@ -19,8 +19,9 @@ from PIL import Image
 
 from ..core.annotation import Box, Cell
 from ..core.imageio import crop_box
-from ..core.masks import ADJUSTED, AUTO, mark_failed, mask_status, save_cell_mask, saved_outline, saved_threshold
-from ..core.nucleus import FITTED, NucleusMethod, NucleusSession, compose_mask
+from ..core.masks import (ADJUSTED, AUTO, mark_failed, mask_status, save_cell_mask, saved_channel, saved_outline,
+                          saved_threshold)
+from ..core.nucleus import FITTED, SLIDER_METHODS, NucleusMethod, NucleusSession, compose_mask
 from ..errors import UserError
 from .labeling import LabelingController
 
@@ -35,6 +36,12 @@ Point = tuple[float, float]
 def prepare_session(photo: Image.Image | np.ndarray, box: Box, method: NucleusMethod = FITTED) -> NucleusSession:
     """The cell's full-resolution crop, ready for the slider (Otsu once). Safe off the Tk thread."""
     return NucleusSession(crop_box(photo, box), method)
+
+
+def method_for(cell: Cell) -> NucleusMethod:
+    """The default method, unless the cell's saved threshold is a level of another channel (a
+    cell adjusted under the earlier default): then that method, so the expert's mask comes back."""
+    return SLIDER_METHODS.get(saved_channel(cell) or FITTED.channel, FITTED)
 
 
 def whole_cell_only(cell: Cell) -> bool:
@@ -285,7 +292,7 @@ class NucleusPanelController:
         edited = save_cell_mask(
             self.labeling.project, self.labeling.expert, self.image, cell, self.mask(),
             threshold=None if self.whole_cell_only else self.threshold,
-            outline=self.outline, status=self.status())
+            outline=self.outline, status=self.status(), channel=self.session.method.channel)
         self.labeling.replace_cell(edited)
         self.changed = False
         return edited

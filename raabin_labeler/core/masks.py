@@ -8,6 +8,9 @@ in ``Cell.extra`` (unknown to older readers, written back unchanged):
   the slider or drew the outline) or "failed" (the expert found the crop unusable; no mask);
 - ``nucleus_threshold``: the slider value the mask was made with, so reopening the panel
   restores the expert's adjustment (issue 6: Easy-GT forgot it on Next);
+- ``nucleus_channel``: what that threshold is a level of ("pixel_model", the default model's
+  probability; "nuclear_magenta", the earlier default rule's channel). A threshold saved
+  without it predates the key and is a "nuclear_magenta" level;
 - ``cell_outline``: the whole-cell polygon, ``[[x, y], …]`` in whole crop pixels (box frame;
   vertices on pixel centres, the PNG's resolution), so its vertices can be edited again.
 
@@ -32,6 +35,8 @@ from .paths import safe_relative
 
 STATUS_KEY = "mask_status"
 THRESHOLD_KEY = "nucleus_threshold"
+CHANNEL_KEY = "nucleus_channel"
+LEGACY_CHANNEL = "nuclear_magenta"  # the default rule's channel before CHANNEL_KEY was written
 OUTLINE_KEY = "cell_outline"
 AUTO, ADJUSTED, FAILED = "auto", "adjusted", "failed"
 STATUSES = (AUTO, ADJUSTED, FAILED)
@@ -57,6 +62,14 @@ def saved_threshold(cell: Cell) -> int | None:
     """The expert's slider value for this cell, if one was saved (and is a sane 0-255 integer)."""
     value = cell.extra.get(THRESHOLD_KEY)
     return value if type(value) is int and 0 <= value <= 255 else None
+
+
+def saved_channel(cell: Cell) -> str | None:
+    """The channel the saved threshold is a level of; None when no threshold was saved."""
+    if saved_threshold(cell) is None:
+        return None
+    value = cell.extra.get(CHANNEL_KEY)
+    return value if isinstance(value, str) else LEGACY_CHANNEL
 
 
 def saved_outline(cell: Cell) -> list[tuple[float, float]] | None:
@@ -105,7 +118,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def save_cell_mask(project: Project, author: str, image: str, cell: Cell, mask: np.ndarray, *,
                    threshold: int | None, outline: Sequence[tuple[float, float]] | None,
-                   status: str) -> Cell:
+                   status: str, channel: str | None = None) -> Cell:
     """Write the cell's mask PNG and return the cell pointing at it (the caller commits it).
 
     ``threshold`` is None for a whole-cell-only mask (basophils). Raises MaskError when the
@@ -122,10 +135,12 @@ def save_cell_mask(project: Project, author: str, image: str, cell: Cell, mask: 
         write_bytes_atomic(path, buffer.getvalue())
     except OSError as exc:
         raise MaskError(path, f"cannot be saved: {exc.strerror or exc}") from None
-    extra = {k: v for k, v in cell.extra.items() if k not in (THRESHOLD_KEY, OUTLINE_KEY)}
+    extra = {k: v for k, v in cell.extra.items() if k not in (THRESHOLD_KEY, CHANNEL_KEY, OUTLINE_KEY)}
     extra[STATUS_KEY] = status
     if threshold is not None:
         extra[THRESHOLD_KEY] = int(threshold)
+        if channel is not None:
+            extra[CHANNEL_KEY] = channel
     if outline is not None:
         extra[OUTLINE_KEY] = [[int(round(x)), int(round(y))] for x, y in outline]
     return cell.edited(nucleus_mask=rel, extra=extra)
@@ -136,7 +151,7 @@ def mark_failed(cell: Cell) -> Cell:
 
     A PNG saved earlier stays on disk (undo may point back at it) but is no longer referenced.
     """
-    extra = {k: v for k, v in cell.extra.items() if k not in (THRESHOLD_KEY, OUTLINE_KEY)}
+    extra = {k: v for k, v in cell.extra.items() if k not in (THRESHOLD_KEY, CHANNEL_KEY, OUTLINE_KEY)}
     extra[STATUS_KEY] = FAILED
     return cell.edited(nucleus_mask=None, extra=extra)
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Callable
 from PIL import Image, ImageTk
 
 from ..app.labeling import LabelingController
-from ..app.nucleus import STEPS, NucleusPanelController, edge_at, prepare_session, vertex_at
-from ..core.annotation import Box
+from ..app.nucleus import STEPS, NucleusPanelController, edge_at, method_for, prepare_session, vertex_at
+from ..core.annotation import Cell
 from ..core.imageio import open_image
 from ..core.masks import FAILED
 from ..core.nucleus import WORK_SIZE, NucleusSession
@@ -36,9 +36,10 @@ OUTLINE_COLOR = "#ffd400"
 ErrorHandler = Callable[[type, BaseException, object], None]
 
 
-def _prepare(photo: Image.Image | None, path: Path, max_pixels: int, box: Box) -> NucleusSession:
-    """Worker side: decode the photo if the window has no full-resolution copy, then Otsu once."""
-    return prepare_session(photo if photo is not None else open_image(path, max_pixels), box)
+def _prepare(photo: Image.Image | None, path: Path, max_pixels: int, cell: Cell) -> NucleusSession:
+    """Worker side: decode the photo if the window has no full-resolution copy, then the channel."""
+    return prepare_session(photo if photo is not None else open_image(path, max_pixels), cell.box,
+                           method_for(cell))
 
 
 class NucleusPanel:
@@ -140,7 +141,7 @@ class NucleusPanel:
         self.title.set(f"{cell.id} · {c.taxonomy.get(cell.label).name if cell.label in c.taxonomy else 'not labeled'}")
         self.status.set("Preparing the crop…")
         future = self._executor.submit(_prepare, self.full_photo(), c.project.image_path(c.image),
-                                       c.project.max_pixels, cell.box)
+                                       c.project.max_pixels, cell)
         self._pending = (self._token, cell_id, c.image, future)
         self._schedule_poll()
 

@@ -41,6 +41,9 @@ def evidence_text(member: Member) -> str:
     lines = [f"aHash {e['ahash']} · pHash {e['phash']}" if "ahash" in e else ""]
     if "ncc" in e:
         lines.append(f"NCC {e['ncc']:.3f} · texture {e.get('texture_ncc', float('nan')):.3f}")
+    if "reg_ncc" in e:  # confirmed by registration: the crops were shifted or cut differently
+        lines.append(f"{e.get('inliers', 0)} keypoints agree · scale {e.get('scale', 1.0):.2f} · "
+                     f"overlap NCC {e['reg_ncc']:.3f}")
     return "\n".join(line for line in lines if line)
 
 

@@ -93,3 +93,19 @@ def test_find_review_split_swap_undo_and_open_a_cell(open_window, sample):
     crop.event_generate("<ButtonRelease-1>", x=10, y=10)
     wait_until(window.root, lambda: window.controller.image == target.image)
     assert window.controller.selected == target.cell_id
+
+
+def test_each_tile_says_why_the_cell_was_grouped():
+    """Hash distances and correlations, and for shifted or border-cut copies the registration."""
+    from raabin_labeler.app.dedup_review import Member
+    from raabin_labeler.ui.dedup_review import evidence_text
+
+    def member(evidence: dict) -> Member:
+        return Member("a.jpg#c1", "a.jpg", "c1", None, evidence)
+
+    correlated = member({"ahash": 3, "phash": 8, "ncc": 0.97, "texture_ncc": 0.61})
+    assert evidence_text(correlated) == "aHash 3 · pHash 8\nNCC 0.970 · texture 0.610"
+    registered = member({"ahash": 21, "phash": 30, "ncc": 0.41, "texture_ncc": 0.1,
+                         "inliers": 23, "scale": 0.97, "reg_ncc": 0.962})
+    assert evidence_text(registered).splitlines()[-1] == "23 keypoints agree · scale 0.97 · overlap NCC 0.962"
+    assert evidence_text(member({})) == "distance to the keeper\nnot measured"

@@ -10,7 +10,7 @@ Sets (../shared/data, README there):
   cells whose mask has no nucleus (basophils, artifacts: 128 only) are left out.
 Prints, per set, plain two-class Otsu on CMYK M (baseline of the run), the Easy-GT program
 (gray world, M > T2), FITTED (raabin_labeler.core.nucleus), its ratio to the baseline, FITTED
-as the batch command computes it (batch_mask, at BATCH_WORK_SIZE = 288 instead of 575) and
+as the batch command computes it (batch_mask, at BATCH_WORK_SIZE = 144 instead of 575) and
 its difference to FITTED, the whole-cell Dice of the automatic outline (panel and batch), and the fit: every (channel, α, dilation) of the grid
 ranked by the smaller margin to the targets (Dice − 0.96 on dataset1, Dice − 0.95 on BCCD;
 the sample set has no target and is shown alongside).

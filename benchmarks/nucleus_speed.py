@@ -6,17 +6,24 @@ Baselines, measured in the same run: the threshold method (FITTED_THRESHOLD) wri
 (float64 gray world and CMYK, scikit-image Otsu on the image, scipy labelling and hole
 filling), as in the Easy-GT program; and for the batch end to end (JPEG read, masks, PNG
 write) the command's first worker (Pillow decode at full size, the 575 session of the threshold
-method, nucleus and outline each cleaned, Pillow PNG) and the previous worker (threshold method
-at 288 from a 1/2 JPEG decode, OpenCV PNG). The current worker runs the per-pixel model
-(FITTED) at 144 from a 1/4 JPEG decode. Figures are medians over repeats (the machine is
-shared and noisy: the per-CPU-second column is what one free core gives).
+method, nucleus and outline each cleaned, Pillow PNG), the previous worker (threshold method
+at 288 from a 1/2 JPEG decode, OpenCV PNG) and the per-pixel model as first committed
+(``--baseline REV``, default ff7865e: core/nucleus.py and core/nucleus_pixel.py read from git
+at that commit, same reading and PNG writing as now, so the ratio is the mask computation's).
+The current worker runs the per-pixel model (FITTED) at 144 from a 1/4 JPEG decode. Figures
+are medians over repeats, the workers interleaved (the machine is shared and noisy: the
+per-CPU-second column is what one free core gives).
 
-    .venv/bin/python benchmarks/nucleus_speed.py
+    .venv/bin/python benchmarks/nucleus_speed.py [--baseline REV]
 """
 from __future__ import annotations
 
+import argparse
 import csv
+import importlib
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +36,10 @@ from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from raabin_labeler.commands.nucleus import _PNG_FAST, make_masks, read_crop, write_mask
 from raabin_labeler.core.imageio import open_image, to_array
+from raabin_labeler.core.jobs import Job, PoolRunner
 from raabin_labeler.core.nucleus import (FITTED, FITTED_THRESHOLD, NUCLEUS, WORK_SIZE, NucleusSession,
                                          compose_mask)
+from raabin_labeler.progress import run_job_with_bar
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CROPS = 40
@@ -101,6 +110,66 @@ def previous_write_mask(task: tuple[Path, Path, bool]) -> Path:
     return target
 
 
+def load_baseline(rev: str, folder: Path):
+    """The nucleus modules at git revision ``rev`` as a package of their own (None without git)."""
+    package = folder / "nucleus_baseline"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    root = Path(__file__).resolve().parents[1]
+    for name in ("nucleus", "nucleus_pixel"):
+        try:
+            text = subprocess.run(["git", "show", f"{rev}:raabin_labeler/core/{name}.py"], cwd=root,
+                                  capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"  (no baseline at {rev}: {exc})")
+            return None
+        (package / f"{name}.py").write_text(text)
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("nucleus_baseline.nucleus")
+
+
+#: The nucleus module at the baseline revision (set before the pool forks its workers).
+_BASELINE = None
+
+
+def baseline_write_mask(task: tuple[Path, Path, bool]) -> Path:
+    """The batch worker with the baseline revision's batch_mask: reading and PNG writing as now."""
+    crop, out_dir, nucleus_only = task
+    size, rgb = read_crop(crop, _BASELINE.BATCH_WORK_SIZE)
+    mask = _BASELINE.batch_mask(rgb, size, nucleus_only)
+    target = out_dir / f"{crop.stem}.png"
+    target.write_bytes(cv2.imencode(".png", mask, _PNG_FAST)[1].tobytes())
+    return target
+
+
+def pool_rate(worker, crops: list[Path], out_dir: Path) -> float:
+    """Crops per second (wall) of the batch command's pool over both cores, pool start included."""
+    out_dir.mkdir()
+    start = time.perf_counter()
+    if worker is write_mask:
+        written, errors = make_masks(crops, out_dir)
+    else:
+        tasks = [(crop, out_dir, False) for crop in crops]
+        written, errors = run_job_with_bar(Job("nucleus", worker, tasks, runner=PoolRunner(processes=True),
+                                               describe=lambda task: task[0].name), "baseline")
+    if errors:
+        raise RuntimeError(errors[0])
+    return written / (time.perf_counter() - start)
+
+
+def interleaved(funcs: dict, items, clock=time.perf_counter) -> dict[str, float]:
+    """Median items per second of each function, one core, the functions taking turns per repeat
+    (load from other processes then falls on all of them alike)."""
+    rates: dict[str, list[float]] = {name: [] for name in funcs}
+    for _ in range(REPEATS):
+        for name, func in funcs.items():
+            start = clock()
+            for item in items:
+                func(item)
+            rates[name].append(len(items) / (clock() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
 def nucleus_and_cell(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     session = NucleusSession(rgb, FITTED)
     return session.crop_mask(), session.cell_mask()
@@ -118,6 +187,10 @@ def per_second(func, items, clock=time.perf_counter) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="ff7865e", metavar="REV",
+                        help="git revision whose per-pixel model is the batch baseline (default: %(default)s)")
+    args = parser.parse_args()
     cv2.setNumThreads(1)  # one core: the batch runs one process per core
     images = crops()
     base = per_second(baseline_mask, images)
@@ -141,30 +214,35 @@ def main() -> None:
             Image.fromarray(rgb).save(folder / f"crop{i:03d}.jpg", quality=95)  # as Raabin's crops
         paths = sorted(folder.iterdir())
         (Path(tmp) / "masks1").mkdir()
+        global _BASELINE
+        model = _BASELINE = load_baseline(args.baseline, Path(tmp))
         print("batch end to end (JPEG read + masks + PNG write), one worker, crops/s "
               "(wall | per CPU second), target 200")
-        rates = {}
-        for label, func, only in (("old worker (baseline)", old_write_mask, False),
-                                  ("previous worker, 288", previous_write_mask, False),
-                                  ("write_mask, 0/128/255", write_mask, False),
-                                  ("old worker --nucleus-only", old_write_mask, True),
-                                  ("write_mask --nucleus-only", write_mask, True)):
+        for only in (False, True):
+            workers = {"old worker": old_write_mask}
+            if not only:
+                workers["previous worker, 288"] = previous_write_mask
+            if model is not None:
+                workers[f"model at {args.baseline}"] = baseline_write_mask
+            workers["write_mask (now)"] = write_mask
             tasks = [(p, Path(tmp) / "masks1", only) for p in paths]
-            wall = per_second(func, tasks)
-            cpu = per_second(func, tasks, time.process_time)
-            rates[label] = (wall, cpu)
-            old = rates["old worker (baseline)" if not only else "old worker --nucleus-only"]
-            print(f"  {label:27}: {wall:7.1f} | {cpu:7.1f}   ratio {wall / old[0]:5.2f} | {cpu / old[1]:5.2f}")
+            wall = interleaved(workers, tasks)
+            cpu = interleaved(workers, tasks, time.process_time)
+            reference = f"model at {args.baseline}" if model is not None else "old worker"
+            print(f"  {'--nucleus-only' if only else '0/128/255 masks'} (ratios to {reference}):")
+            for label in workers:
+                print(f"    {label:24}: {wall[label]:7.1f} | {cpu[label]:7.1f}   "
+                      f"ratio {wall[label] / wall[reference]:5.2f} | {cpu[label] / cpu[reference]:5.2f}")
         many = paths * 10
-        walls = []
+        runs: dict[str, list[float]] = {"baseline": [], "now": []}
         for run in range(3):
-            start = time.perf_counter()
-            written, errors = make_masks(many, Path(tmp) / f"masks{run + 2}")
-            walls.append(written / (time.perf_counter() - start))
-        both = statistics.median(walls)
+            for label, func in (("baseline", baseline_write_mask if model is not None else old_write_mask),
+                                ("now", write_mask)):
+                runs[label].append(pool_rate(func, many, Path(tmp) / f"masks-{label}-{run}"))
+        both, before = statistics.median(runs["now"]), statistics.median(runs["baseline"])
         print(f"  batch command, {len(many)} crops, 2 processes: {both:7.1f} crops/s wall, median of 3 "
-              f"(incl. pool start; {len(errors)} errors); {both / 2:.1f} per core, "
-              f"ratio {both / rates['old worker (baseline)'][0]:.2f} to the old worker on one core")
+              f"(incl. pool start); {both / 2:.1f} per core; baseline ({reference}, same pool) "
+              f"{before:.1f}, ratio {both / before:.2f}")
 
     session_times, overlay_times, moves = [], [], []
     for rgb in images[:10]:

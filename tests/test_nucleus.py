@@ -205,3 +205,15 @@ def test_batch_mask_of_a_large_rotated_jpeg_has_the_displayed_size(tmp_path):
     assert mask.shape == (700, 601) and set(np.unique(mask)) == {0, 128, 255}
     expected = segment_nucleus(np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "cell.jpg"))))
     assert dice(mask == 255, expected) > 0.95  # same nucleus as the 575 panel's
+
+
+@pytest.mark.parametrize("stored, orientation", [((575, 575), 1), ((577, 575), 6), ((574, 575), 6), ((574, 575), 1)])
+def test_jpeg_size_is_the_displayed_one_even_when_the_decode_cannot_tell(tmp_path, stored, orientation):
+    """574×575 turned decodes to 144×144 at 1/4 scale either way: the size comes from Pillow then."""
+    image = Image.fromarray(crop(2)).resize(stored)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(tmp_path / "cell.jpg", exif=exif, quality=90)
+    shown = ImageOps.exif_transpose(Image.open(tmp_path / "cell.jpg"))
+    size, rgb = nucleus_command.read_crop(tmp_path / "cell.jpg", 144)
+    assert size == shown.size and rgb.shape[:2] == (-(-shown.height // 4), -(-shown.width // 4))

@@ -9,8 +9,8 @@ from PIL import Image
 
 from raabin_labeler.core.nucleus import (BATCH_WORK_SIZE, FITTED, FITTED_THRESHOLD, NUCLEUS, NucleusSession,
                                          batch_mask, gray_world_balance, to_crop_size)
-from raabin_labeler.core.nucleus_pixel import (COEFFICIENTS, FEATURES, PIXEL_SIDE, nucleus_logit,
-                                               pixel_features)
+from raabin_labeler.core.nucleus_pixel import (COEFFICIENTS, FEATURES, PIXEL_SIDE, ROOT, _wide_blurs,
+                                               nucleus_logit, pixel_features)
 
 DATASET1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "segmentation_wbc" / "dataset1"
 
@@ -63,3 +63,19 @@ def test_batch_at_144_agrees_with_the_panel_at_575():
     mask = batch_mask(small, (575, 575))
     assert mask.shape == (575, 575) and set(np.unique(mask)) == {0, 128, 255}
     assert dice(mask == NUCLEUS, NucleusSession(big).crop_mask()) > 0.97
+
+
+def test_root_is_lab_lightness_of_gray_levels():
+    gray = np.repeat(np.arange(256, dtype=np.float32)[None, :, None], 3, axis=2) / 255
+    lightness = cv2.cvtColor(gray, cv2.COLOR_RGB2LAB)[0, :, 0]
+    np.testing.assert_allclose(116 * ROOT - 16, lightness, atol=0.25)  # OpenCV tabulates the sRGB curve
+    assert ROOT[0] == np.float32(4 / 29) and ROOT[255] == 1
+
+
+def test_wide_smoothing_at_half_side_matches_the_full_gaussian():
+    nm = cv2.GaussianBlur(np.float32(cv2.cvtColor(crop(5), cv2.COLOR_RGB2GRAY)), (0, 0), 1)
+    nm = cv2.resize(nm, (PIXEL_SIDE, PIXEL_SIDE))
+    s4, s8 = _wide_blurs(nm)
+    inner = (slice(12, -12), slice(12, -12))  # borders: both reflect, at different scales
+    assert np.abs(s4 - cv2.GaussianBlur(nm, (0, 0), 4))[inner].max() < 1
+    assert np.abs(s8 - cv2.GaussianBlur(nm, (0, 0), 8))[inner].max() < 1

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..core.imageio import ImageError, image_info, open_image, to_array
+from ..core.imageio import DEFAULT_MAX_PIXELS, ImageError, image_info, open_image, to_array
 from ..core.jobs import Job, PoolRunner, Runner
 from ..core.nucleus import BATCH_WORK_SIZE, batch_mask
 from ..errors import UserError
@@ -68,20 +68,58 @@ def read_crop(path: Path, side: int) -> tuple[tuple[int, int], np.ndarray]:
     """(the crop's displayed (width, height), its RGB pixels at ≥ ``side`` px where cheaper).
 
     A JPEG is decoded by OpenCV at the largest 1/2ⁿ scale that keeps both sides ≥ ``side``
-    (both decoders apply the EXIF orientation); anything OpenCV does not decode to the
-    expected shape goes through Pillow, whose errors name the file (ImageError).
+    (both decoders apply the EXIF orientation). Its size is read from its frame header, turned
+    as the decode shows (saves Pillow's header reading, 0.1 ms of the 0.7 ms read); when the
+    decode cannot tell (a turned crop of nearly square size), from Pillow's header reading.
+    Anything OpenCV does not decode to the expected shape goes through Pillow, whose errors
+    name the file (ImageError).
     """
-    info = image_info(path)  # header only: the exact size, and a clear error for a non-image
-    width, height = info.width, info.height
-    data = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: non-ASCII paths on Windows
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: non-ASCII paths on Windows
+    except OSError:
+        data = np.zeros(0, np.uint8)  # image_info below names the problem
+    stored = _jpeg_size(data)
+    exact = stored is None or stored[0] * stored[1] > DEFAULT_MAX_PIXELS
+    if exact:
+        info = image_info(path)  # header only: the exact size, and a clear error for a non-image
+        stored = (info.width, info.height)
+    width, height = stored
     factor = 1
     if data[:3].tobytes() == b"\xff\xd8\xff":  # JPEG
         while factor < 8 and -(-min(width, height) // (2 * factor)) >= side:
             factor *= 2
     bgr = cv2.imdecode(data, _REDUCED[factor])
-    if bgr is not None and bgr.shape[:2] == (-(-height // factor), -(-width // factor)):
+    shape = (-(-height // factor), -(-width // factor))
+    if bgr is not None and (bgr.shape[:2] == shape or (not exact and bgr.shape[:2] == shape[::-1])):
+        if not exact and shape == shape[::-1] and width != height:  # turned or not, the decode is square
+            info = image_info(path)
+            width, height = info.width, info.height
+        elif bgr.shape[:2] != shape:  # turned by its EXIF orientation
+            width, height = height, width
         return (width, height), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return (width, height), to_array(open_image(path))
+    info = image_info(path)
+    return (info.width, info.height), to_array(open_image(path))
+
+
+#: JPEG frame markers (SOF0-15 without DHT C4, JPG C8, DAC CC): they carry the stored size.
+_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) as stored in a JPEG's frame header; None if ``data`` is not such a JPEG."""
+    raw = data.tobytes() if len(data) < 4096 else data[:65536].tobytes()  # headers come first
+    if raw[:3] != b"\xff\xd8\xff":
+        return None
+    at = 2
+    while at + 9 <= len(raw) and raw[at] == 0xFF:
+        marker, length = raw[at + 1], int.from_bytes(raw[at + 2:at + 4], "big")
+        if marker in _FRAMES:
+            height, width = int.from_bytes(raw[at + 5:at + 7], "big"), int.from_bytes(raw[at + 7:at + 9], "big")
+            return (width, height) if width and height else None
+        if marker == 0xDA:  # scan data: no frame header before it
+            return None
+        at += 2 + length
+    return None
 
 
 def write_mask(task: tuple[Path, Path, bool]) -> Path:

@@ -8,8 +8,9 @@
 2. Hashing per crop, one process: our reduced decode (PIL draft) vs ImageHash on a full decode;
    and how often the reduced decode's hashes are within 1 bit of the full decode's.
 3. End to end (decode, hash, pairs, components, sharpness) over all cores; ``--modes`` paper
-   and/or robust (default both; robust: k nearest aligned-hash neighbours, a half-resolution
-   correlation screen, then the batched full correlation), with the time of each stage.
+   and/or robust (default both; robust: k nearest aligned-hash neighbours, paper pairs and
+   visual-word neighbours, a half-resolution correlation screen, the batched full correlation,
+   keypoint registration of the screened rest, keeper checks), with the time of each stage.
 4. Peak RSS of a fresh process at 10k, 40k (robust mode, end to end), and 100k crops (40k real
    hashes plus 60k random ones for the paper pair and component stages).
 5. The `imagededup` package (brute-force finder, thresholds 10 and 13 as it uses <=), run in
@@ -36,7 +37,7 @@ from PIL import Image, ImageEnhance
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from raabin_labeler.core import dedup  # noqa: E402
+from raabin_labeler.core import dedup, dedup_match  # noqa: E402
 
 BCCD = ROOT.parent / "shared" / "data" / "bccd" / "JPEGImages"
 CACHE = Path(tempfile.gettempdir()) / "raabin-dedup-speed-crops"
@@ -95,42 +96,62 @@ def per_crop_hashing(paths: list[Path], sample: int = 1500) -> None:
     print(f"  full signature incl. nucleus alignment (robust mode): {full_sig * 1e3:.3f} ms/crop")
 
 
-STAGES = ("hash_pairs", "knn_pairs", "patch_ncc", "connected_components", "group_sharpness")
+#: (module, function) of each timed stage. A stage called inside another one counts for the
+#: outer one only (the keeper checks, resemble_many, include their own correlation/registration).
+STAGES = ((dedup, "knn_pairs"), (dedup, "hash_pairs"), (dedup_match, "word_vectors"),
+          (dedup_match, "word_neighbours"), (dedup, "patch_ncc"), (dedup, "register_many"),
+          (dedup, "connected_components"), (dedup, "group_sharpness"), (dedup, "resemble_many"))
 
 
-def timed_stages() -> dict[str, float]:
-    """Wrap dedup's stage functions so that their wall time adds up in the returned dict."""
+#: Stages whose second argument is a batch of pairs: their pair counts are printed too.
+COUNTED = ("patch_ncc", "register_many", "resemble_many")
+
+
+def timed_stages() -> tuple[dict[str, float], dict]:
+    """Wrap the stage functions so that their wall time adds up in the returned dict (and, for
+    COUNTED stages, ``<name> pairs`` their pairs); also returns the originals, to put back."""
     spent: dict[str, float] = {}
-    for name in STAGES:
-        def wrapper(*args, _f=getattr(dedup, name), _name=name, **kwargs):
+    originals = {(module, name): getattr(module, name) for module, name in STAGES}
+    depth = [0]
+    for (module, name), f in originals.items():
+        def wrapper(*args, _f=f, _name=name, **kwargs):
+            depth[0] += 1
             t = time.perf_counter()
             try:
                 return _f(*args, **kwargs)
             finally:
-                spent[_name] = spent.get(_name, 0.0) + time.perf_counter() - t
-        setattr(dedup, name, wrapper)
-    return spent
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[_name] = spent.get(_name, 0.0) + time.perf_counter() - t
+                if _name in COUNTED:
+                    spent[f"{_name} pairs"] = spent.get(f"{_name} pairs", 0) + len(args[1])
+        setattr(module, name, wrapper)
+    return spent, originals
 
 
 def end_to_end(paths: list[Path], modes: list[str]) -> dict:
     names = [p.name for p in paths]
     out = {}
     print(f"end to end, {len(paths)} crops, {os.cpu_count()} cores:")
-    originals = {name: getattr(dedup, name) for name in STAGES}
     for mode in modes:
-        spent = timed_stages()
+        spent, originals = timed_stages()
         t = time.perf_counter()
         table = dedup.compute_signatures(paths, names, aligned=mode == "robust")
         t_hash = time.perf_counter() - t
         t = time.perf_counter()
         groups = dedup.find_duplicates(paths, names, mode=mode, table=table)
         rest = time.perf_counter() - t
-        for name, f in originals.items():
-            setattr(dedup, name, f)
+        for (module, name), f in originals.items():
+            setattr(module, name, f)
         sizes = sorted((1 + len(g.drop) for g in groups), reverse=True)
         print(f"  {mode:6s}: signatures {t_hash:.1f} s, pairs+components+sharpness {rest:.1f} s "
               f"-> total {t_hash + rest:.1f} s; {len(groups)} groups, {sum(sizes) - len(sizes)} dropped, largest {sizes[:3]}")
-        print("          stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in spent.items()))
+        print("          stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in spent.items()
+                                               if not k.endswith(" pairs")))
+        print("          pairs tested: " + ", ".join(f"{k[:-6]} {v}" for k, v in spent.items()
+                                                     if k.endswith(" pairs")))
+        print(f"          peak RSS so far: main {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB, "
+              f"workers {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024} MB")
         out[mode] = t_hash + rest
         if mode == "paper":
             edges = dedup.paper_edges(table)
@@ -207,14 +228,17 @@ def main() -> int:
     ap.add_argument("--modes", default="paper,robust", help="comma list: paper,robust")
     ap.add_argument("--rss-child", type=int)
     ap.add_argument("--synthetic", action="store_true")
+    ap.add_argument("--skip-rss", action="store_true", help="no fresh-process peak RSS runs")
+    ap.add_argument("--skip-per-crop", action="store_true", help="no per-crop hashing comparison")
     args = ap.parse_args()
     if args.rss_child:
         rss_child(args.rss_child, args.synthetic)
         return 0
     paths = synthesize(args.n)
-    per_crop_hashing(paths)
+    if not args.skip_per_crop:
+        per_crop_hashing(paths)
     e2e = end_to_end(paths, args.modes.split(","))
-    for n, synthetic in ((10000, False), (args.n, False), (100000, True)):
+    for n, synthetic in () if args.skip_rss else ((10000, False), (args.n, False), (100000, True)):
         res = subprocess.run([sys.executable, __file__, "--rss-child", str(n)]
                              + (["--synthetic"] if synthetic else []), capture_output=True, text=True)
         line = res.stdout.strip().splitlines()[-1] if res.returncode == 0 else res.stderr[-300:]

@@ -152,6 +152,21 @@ def test_sharpest_is_kept_and_chain_members_unlike_the_keeper_are_split():
     assert groups == [(1, [2, 0])]
 
 
+def test_long_chains_are_tested_near_the_keeper_only_and_split_into_pieces():
+    # 0-1-2-3-4-5 chain, sharpest first; every crop resembles its chain neighbours only
+    sharp = {k: 10.0 - k for k in range(6)}
+    adjacency = {k: {m for m in (k - 1, k + 1) if 0 <= m < 6} for k in range(6)}
+    asked = []
+
+    def accepts_pairs(pairs):
+        asked.extend(pairs)
+        return [abs(k - m) == 1 for k, m in pairs]
+
+    groups = dedup.keeper_groups([list(range(6))], sharp, accepts_pairs=accepts_pairs, adjacency=adjacency)
+    assert groups == [(0, [1]), (2, [3]), (4, [5])]
+    assert all(abs(k - m) <= 2 for k, m in asked)  # never the far end of the chain
+
+
 def test_sharpness_prefers_the_focused_image():
     rng = np.random.default_rng(1)
     img = (rng.random((64, 64)) * 255).astype(np.uint8)

@@ -89,9 +89,10 @@ def test_word_neighbours_are_the_most_similar_bags():
     dense = rng.random((30, 50)).astype(np.float32) * (rng.random((30, 50)) < 0.2)
     dense[7] = dense[3] + 0.01  # 3 and 7 are near twins
     dense /= np.linalg.norm(dense, axis=1, keepdims=True)
-    i, j = dedup_match.word_neighbours(sp.csr_matrix(dense), 1, 0.0, block=8)
+    i, j, rank = dedup_match.word_neighbours(sp.csr_matrix(dense), 1, 0.0, block=8)
     pairs = set(zip(i.tolist(), j.tolist()))
     assert (3, 7) in pairs and all(x < y for x, y in pairs) and len(pairs) <= 30
+    assert set(rank.tolist()) == {0}
 
 
 def test_word_vectors_give_identical_crops_cosine_one():
@@ -102,3 +103,16 @@ def test_word_vectors_give_identical_crops_cosine_one():
     sims = (v @ v.T).toarray()
     assert sims[2, 5] == pytest.approx(1.0, abs=1e-5)
     assert np.allclose(np.diag(sims), 1.0, atol=1e-5)
+
+
+def test_word_neighbours_beyond_the_exact_size_still_find_twins():
+    rng = np.random.default_rng(5)
+    dense = rng.random((400, 64)).astype(np.float32) * (rng.random((400, 64)) < 0.15)
+    twins = [(k, 200 + k) for k in range(0, 200, 20)]
+    for a, b in twins:
+        dense[b] = dense[a] + 0.02 * rng.random(64).astype(np.float32)
+    dense /= np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-9)
+    i, j, rank = dedup_match.word_neighbours(sp.csr_matrix(dense), 2, 0.0, exact_up_to=0,
+                                             crops_per_cluster=50)
+    best = {(a, b) for a, b, r in zip(i.tolist(), j.tolist(), rank.tolist()) if r == 0}
+    assert set(twins) <= best

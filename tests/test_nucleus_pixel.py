@@ -1,30 +1,15 @@
 """The per-pixel nucleus model (issue 6, boundary model): fast path, scale, the session's slider."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
-from PIL import Image
 
 from raabin_labeler.core.nucleus import (BATCH_WORK_SIZE, FITTED, FITTED_THRESHOLD, NUCLEUS, NucleusSession,
                                          batch_mask, gray_world_balance, to_crop_size)
 from raabin_labeler.core.nucleus_pixel import (COEFFICIENTS, FEATURES, PIXEL_SIDE, ROOT, _wide_blurs,
                                                nucleus_logit, pixel_features)
 
-DATASET1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "segmentation_wbc" / "dataset1"
-
-
-def crop(number: int) -> np.ndarray:
-    return np.asarray(Image.open(DATASET1 / f"{number:03d}.bmp").convert("RGB"))
-
-
-def truth(number: int) -> np.ndarray:
-    return np.asarray(Image.open(DATASET1 / f"{number:03d}.png").convert("L")) == 255
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2 * (a & b).sum() / (a.sum() + b.sum())
+from tests.test_nucleus import crop, dice, truth  # one reading of dataset1's crops and truth
 
 
 def test_fast_logit_equals_the_fitted_feature_stack():

@@ -185,6 +185,21 @@ def test_bad_crop_is_named_and_the_others_are_still_done(tmp_path):
         args.run(args)
 
 
+def test_masks_are_never_written_over_the_crops(tmp_path):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    Image.fromarray(crop(4)).save(folder / "cell4.png")
+    before = (folder / "cell4.png").read_bytes()
+    args = _args(folder, folder)  # --out the crops' own folder: cell4.png would become a mask
+    with pytest.raises(UserError, match="cell4.png: its mask would be written over the crop itself"):
+        args.run(args)
+    assert (folder / "cell4.png").read_bytes() == before
+    # into another folder: whole files only, no partial left behind
+    args = _args(folder, tmp_path / "masks")
+    assert args.run(args) == 0
+    assert [p.name for p in (tmp_path / "masks").iterdir()] == ["cell4.png"]
+
+
 def test_two_crops_with_one_stem_are_refused(tmp_path):
     _crops_folder(tmp_path / "crops")
     Image.fromarray(crop(4)).save(tmp_path / "crops" / "cell1.png")

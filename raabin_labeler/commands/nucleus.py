@@ -13,6 +13,7 @@ zlib settings (masks are long runs of three values).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import cv2
@@ -134,7 +135,15 @@ def write_mask(task: tuple[Path, Path, bool]) -> Path:
     ok, png = cv2.imencode(".png", mask, _PNG_FAST)
     if not ok:
         raise ValueError(f"{target}: the mask could not be encoded as PNG")
-    target.write_bytes(png.tobytes())
+    # a whole file or none: an interrupted run never leaves a cut-off PNG under the mask's name
+    # (no fsync: the masks can be made again, and 200 a second would each wait on the disk)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        partial.write_bytes(png.tobytes())
+        os.replace(partial, target)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
     return target
 
 
@@ -152,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
     crops = find_crops(args.crops)
     if not crops:
         raise UserError(f"{args.crops}: no image files (jpg, png, bmp, tif…) in this folder")
+    clash = next((c for c in crops if (args.out / f"{c.stem}.png").resolve() == c.resolve()), None)
+    if clash is not None:
+        raise UserError(f"{clash}: its mask would be written over the crop itself; choose another --out")
     written, errors = make_masks(crops, args.out, args.nucleus_only)
     print(f"{written} masks written to {args.out}")
     return report_failures(errors, len(crops), "crops")

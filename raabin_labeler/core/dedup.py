@@ -47,10 +47,12 @@ Mode = Literal["paper", "robust"]
 #: block of a 32x32 LANCZOS thumbnail.
 HASH_SIDE = 8
 PHASH_SIDE = 32
-#: The reduced JPEG decode keeps at least this many pixels on the short side, 4x pHash's 32 px
-#: LANCZOS input: at 96 only 84 % of crops kept both hashes within 1 bit of a full decode, at
-#: 128 about 99 % (benchmarks/dedup_speed.py; issue 5: "same hashes within 1 bit").
-DRAFT_MIN_SIDE = 128
+#: The paper's hashes come from the full decode, in grey: the JPEG decoder hands out its own
+#: luma, so no colour conversion, and the hashes are ImageHash's bit for bit. A reduced (draft)
+#: decode was faster (4.5x on 575-px crops) but moved a hash by 2 bits or more on 30 % of those
+#: crops, failing issue 5's "within 1 bit" check (benchmarks/dedup_speed.py), and the reference
+#: mode must be the paper's rule exactly. ``None``: no reduction.
+PAPER_DECODE_SIDE = None
 #: The nucleus is found on a copy reduced to this short side (see :func:`nucleus_frame`).
 NUCLEUS_SIDE = 64
 #: Side of the nucleus-aligned grey patch kept for cross-correlation (bytes per crop = square).
@@ -198,18 +200,20 @@ def image_hashes(gray: Image.Image) -> tuple[int, int]:
     return ahash, phash
 
 
-def open_reduced(path: str | Path, min_side: int = DRAFT_MIN_SIDE) -> Image.Image:
-    """Decode an RGB crop at the smallest JPEG scale keeping ``min_side`` pixels (PIL ``draft``).
+def open_reduced(path: str | Path, min_side: int | None, mode: str = "RGB") -> Image.Image:
+    """Decode a crop at the smallest JPEG scale keeping ``min_side`` pixels (PIL ``draft``).
 
-    Non-JPEG files decode in full. Raises :class:`FileProblem` naming the file if it is unreadable.
+    ``min_side`` None decodes in full. ``mode`` "L" has the JPEG decoder hand out its luma
+    directly, without a colour conversion. Non-JPEG files decode in full. Raises
+    :class:`FileProblem` naming the file if it is unreadable.
     """
     try:
         with Image.open(path) as im:
             if im.format == "JPEG":
                 w, h = im.size
-                f = max(1.0, min(w, h) / min_side)
-                im.draft("RGB", (int(w / f), int(h / f)))
-            return im.convert("RGB")
+                f = 1.0 if min_side is None else max(1.0, min(w, h) / min_side)
+                im.draft(mode, (int(w / f), int(h / f)))
+            return im.convert(mode)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise FileProblem(path, f"cannot read this crop as an image ({exc})") from exc
 
@@ -263,10 +267,11 @@ def crop_signature(path: str | Path, aligned: bool = True) -> Signature:
 
     Without ``aligned`` (the paper's mode needs none of it) the aligned fields are zeros.
     """
-    im = open_reduced(path, DRAFT_MIN_SIDE if not aligned else dedup_match.MATCH_SIDE)
-    ahash, phash = image_hashes(im.convert("L"))
     if not aligned:
+        ahash, phash = image_hashes(open_reduced(path, PAPER_DECODE_SIDE, "L"))
         return Signature(ahash, phash, 0, 0, np.zeros((PATCH_SIDE, PATCH_SIDE), np.uint8))
+    im = open_reduced(path, dedup_match.MATCH_SIDE)
+    ahash, phash = image_hashes(im.convert("L"))
     rgb = np.asarray(im)
     patch = aligned_patch(rgb)
     filled = np.where(patch > 0, patch, np.uint8(np.median(patch[patch > 0]) if patch.any() else 128))

@@ -72,3 +72,23 @@ def test_the_cli_asks_whose_cells_when_it_cannot_tell(sample, capsys):
     shutil.rmtree(sample.root / "annotations" / "detector")
     assert cli.main(["dedup", str(sample.root)]) == 1
     assert "--who" in capsys.readouterr().err
+
+
+def test_terminal_says_the_comparison_runs_once_hashing_is_done():
+    """Minutes of pair checks at 40,000 crops must not look like a bar stuck at 100 %."""
+    import io
+
+    from raabin_labeler.commands.dedup import hashing_then_comparing
+    from raabin_labeler.progress import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    bar = ProgressBar(1, "hash", stream=screen)
+    progress = hashing_then_comparing(bar)
+    progress(10, 40)
+    assert "10/40" in screen.getvalue() and "comparing" not in screen.getvalue()
+    progress(40, 40)
+    assert screen.getvalue().rstrip().endswith("40/40 comparing crops…")

@@ -216,7 +216,9 @@ class DedupReviewView:
         for event in job.drain(limit=20):
             if isinstance(event, Progress) and event.item == "crops hashed":
                 self.progress.configure(maximum=max(1, event.total), value=event.done)
-                self.status.set(f"{job.name}: {event.done} / {event.total} crops hashed")
+                # the comparison after the last crop takes minutes at 40,000 crops: say it runs
+                then = "; comparing them…" if event.done >= event.total else ""
+                self.status.set(f"{job.name}: {event.done} / {event.total} crops hashed{then}")
             elif isinstance(event, ItemDone):
                 if event.outcome.error is not None:
                     self.status.set(f"{job.name} failed: {event.outcome.error}")

@@ -48,8 +48,13 @@ def test_find_review_split_swap_undo_and_open_a_cell(open_window, sample):
     view.author_box.event_generate("<<ComboboxSelected>>")
     wait_until(window.root, lambda: view.loaded and view.ctl.author == AUTHOR)
     view.mode.set("paper")
+    said: list[str] = []
+    view.status.trace_add("write", lambda *_: said.append(view.status.get()))
     view.find_button.invoke()
     wait_until(window.root, lambda: view.job is None and len(view.ctl.groups) == 12)
+    # after the last crop is hashed the status says the comparison runs, then what it found
+    assert any(text.endswith("crops hashed; comparing them…") for text in said), said
+    assert "groups found" in said[-1]
     assert len(view.rows) == 12 and "12 cell(s) seen more than once" in view.summary.get()
     assert "cam-b/field-02.jpg" in view.redundant.get()
     before = files(sample)

@@ -117,29 +117,6 @@ def label_text(taxonomy, label: str | None, rejected: bool) -> str:
     return taxonomy.display_name(label)
 
 
-def show_in_labeling_window(window: "MainWindow", pair: CellPair) -> None:
-    """Open the pair's photo in the labeling window with its cell selected and centred.
-
-    The window's expert may know the cell under either expert's id (pairs matched by overlap
-    carry two ids), or not at all: then the cell under the box centre is selected.
-    """
-    c = window.controller
-    if pair.image not in c.images:
-        window.note(f"{pair.image} is no longer in the project")
-        return
-    if c.image != pair.image and not c.open_image(pair.image):
-        return
-    ids = [cell.id for cell in (pair.a, pair.b) if cell is not None]
-    found = next((cid for cid in ids if c.find(cid) is not None), None)
-    if found is not None:
-        c.select(found)
-    else:
-        c.select_at(*pair.box.center)
-    window.canvas.center_on(pair.box)
-    window.root.lift()
-    window.canvas.focus_set()
-
-
 class AgreementView:
     """The Toplevel; the model is an :class:`AgreementController` rebuilt when the experts change."""
 
@@ -182,7 +159,9 @@ class AgreementView:
     @classmethod
     def for_window(cls, window: "MainWindow", report_error: ErrorHandler) -> "AgreementView":
         return cls(window.root, window.controller.project,
-                   open_cell=lambda pair: show_in_labeling_window(window, pair), report_error=report_error,
+                   open_cell=lambda pair: window.show_cell(
+                       pair.image, [c.id for c in (pair.a, pair.b) if c is not None], pair.box),
+                   report_error=report_error,
                    lead=window.controller.expert, chord_timeout_ms=window.settings.chord_timeout_ms)
 
     def exists(self) -> bool:

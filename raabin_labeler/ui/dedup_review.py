@@ -47,28 +47,6 @@ def evidence_text(member: Member) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def show_cell(window: "MainWindow", member: Member) -> None:
-    """Open the member's photo in the labeling window with its cell selected and centred.
-
-    The window's expert knows the cell by its id when the review is of their cells or of the
-    detector's proposals; otherwise the cell under the box centre is selected.
-    """
-    c = window.controller
-    if member.image not in c.images:
-        window.note(f"{member.image} is no longer in the project")
-        return
-    if c.image != member.image and not c.open_image(member.image):
-        return
-    if c.find(member.cell_id) is not None:
-        c.select(member.cell_id)
-    elif member.box is not None:
-        c.select_at(*member.box.center)
-    if member.box is not None:
-        window.canvas.center_on(member.box)
-    window.root.lift()
-    window.canvas.focus_set()
-
-
 class DedupReviewView:
     """The Toplevel. ``ctl`` is rebuilt when another author is chosen."""
 
@@ -388,7 +366,7 @@ class DedupReviewView:
         self._decide(self.ctl.undo)
 
     def open_cell(self, member: Member) -> None:
-        show_cell(self.window, member)
+        self.window.show_cell(member.image, [member.cell_id], member.box)
 
     # -- the poll loop ---------------------------------------------------------------------------
     def _poll(self) -> None:

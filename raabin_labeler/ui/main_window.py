@@ -13,12 +13,13 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from tkinter import messagebox, ttk
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..app.commands import Command, CommandRegistry
 from ..app.labeling import LabelingController
 from ..app.photo_cache import PhotoCache
 from ..app.settings import Settings
+from ..core.annotation import Box
 from ..core.detection import default_model
 from ..core.jobs import Finished, ItemDone, Job, PoolRunner, Runner
 from ..core.project import DETECTOR
@@ -228,6 +229,26 @@ class MainWindow:
 
     def open_image(self, image: str) -> None:
         self.controller.open_image(image)
+
+    def show_cell(self, image: str, cell_ids: Sequence[str], box: Box | None) -> None:
+        """Bring up ``image`` with the cell selected and centred (from the agreement gallery or
+        the duplicate review): the first of ``cell_ids`` this expert's file knows, else the cell
+        under the box centre."""
+        c = self.controller
+        if image not in c.images:
+            self.note(f"{image} is no longer in the project")
+            return
+        if c.image != image and not c.open_image(image):
+            return
+        found = next((cid for cid in cell_ids if c.find(cid) is not None), None)
+        if found is not None:
+            c.select(found)
+        elif box is not None:
+            c.select_at(*box.center)
+        if box is not None:
+            self.canvas.center_on(box)
+        self.root.lift()
+        self.canvas.focus_set()
 
     def _select_and_show(self, forward: bool) -> None:
         self.controller.cycle(forward)

@@ -28,6 +28,7 @@ from ..core.agreement import LEVELS, CellPair, draw_heatmap, export_double_label
 from ..core.consensus import SENT_BACK, AdjudicationSession
 from ..core.project import Project
 from ..errors import UserError
+from .windows import is_open
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -165,10 +166,7 @@ class AgreementView:
                    lead=window.controller.expert, chord_timeout_ms=window.settings.chord_timeout_ms)
 
     def exists(self) -> bool:
-        try:
-            return bool(self.top.winfo_exists())
-        except tk.TclError:
-            return False
+        return is_open(self.top)
 
     # -- layout ---------------------------------------------------------------------------
     def _build(self, experts: list[str]) -> None:

@@ -20,6 +20,7 @@ from ..app.dedup_review import (THUMBNAIL, DedupReviewController, LabelingAnnota
 from ..core.jobs import Finished, ItemDone, Job, Progress
 from ..errors import UserError
 from .thumbnails import LazyLoader
+from .windows import is_open
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -88,10 +89,7 @@ class DedupReviewView:
         return cls(window, report_error)
 
     def exists(self) -> bool:
-        try:
-            return bool(self.top.winfo_exists())
-        except tk.TclError:
-            return False
+        return is_open(self.top)
 
     # -- layout ---------------------------------------------------------------------------
     def _build(self) -> None:

@@ -25,6 +25,7 @@ from ..core.imageio import open_image
 from ..core.masks import FAILED
 from ..core.nucleus import WORK_SIZE, NucleusSession
 from ..errors import UserError
+from .windows import is_open
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -377,10 +378,7 @@ class NucleusPanel:
                 self._update_status()
 
     def exists(self) -> bool:
-        try:
-            return bool(self.top.winfo_exists())
-        except tk.TclError:
-            return False
+        return is_open(self.top)
 
     def close(self) -> None:
         if self._labeling_changed in self.labeling.listeners:

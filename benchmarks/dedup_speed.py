@@ -72,7 +72,7 @@ def synthesize(n: int) -> list[Path]:
 
 
 def per_crop_hashing(paths: list[Path], sample: int = 1500, label: str = "", signature: bool = True) -> None:
-    """The paper's two hashes per crop: ours (reduced grey decode) vs ImageHash on a full decode."""
+    """The paper's two hashes per crop: ours (full grey decode, thumbnails as matrix products) vs ImageHash on a full decode."""
     import imagehash
 
     rng = random.Random(1)

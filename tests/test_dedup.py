@@ -79,6 +79,20 @@ def test_paper_hashes_are_imagehash_bit_for_bit():
             assert f"{sig.phash:016x}" == str(imagehash.phash(photo)), name
 
 
+@needs_data
+def test_square_crops_hash_as_imagehash_through_the_matrix_thumbnails(tmp_path):
+    """Square crops (Raabin-WBC's are 575 x 575) take the matrix-product thumbnails: same hashes."""
+    for k, (image, box) in enumerate((LYMPH_A, LYMPH_B, NEUTROPHIL)):
+        for size in (None, 575):
+            crop = bccd_square(image, box)
+            crop = crop if size is None else crop.resize((size, size), Image.BICUBIC)
+            path = save(crop, tmp_path / f"{k}-{size}.jpg")
+            sig = dedup.crop_signature(path, aligned=False)
+            with Image.open(path) as saved:
+                assert f"{sig.ahash:016x}" == str(imagehash.average_hash(saved)), path.name
+                assert f"{sig.phash:016x}" == str(imagehash.phash(saved)), path.name
+
+
 def table_with(ahash: list[int], phash: list[int]) -> dedup.SignatureTable:
     n = len(ahash)
     zeros = np.zeros(n, np.uint64)

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from raabin_labeler.core import dedup_match
+from raabin_labeler.core import dedup_match, lanczos
 from raabin_labeler.core.jobs import PoolRunner, Runner, SyncRunner
 from raabin_labeler.errors import FileProblem
 
@@ -49,9 +49,11 @@ HASH_SIDE = 8
 PHASH_SIDE = 32
 #: The paper's hashes come from the full decode, in grey: the JPEG decoder hands out its own
 #: luma, so no colour conversion, and the hashes are ImageHash's bit for bit. A reduced (draft)
-#: decode was faster (4.5x on 575-px crops) but moved a hash by 2 bits or more on 30 % of those
-#: crops, failing issue 5's "within 1 bit" check (benchmarks/dedup_speed.py), and the reference
-#: mode must be the paper's rule exactly. ``None``: no reduction.
+#: decode was faster (4.5x on 575-px crops, 1/4 scale) but changed the pHash of 30 % of those
+#: crops (27 % at 1/2 scale), and the reference mode must be the paper's rule exactly. A pHash
+#: splits 64 coefficients at their median, so it always has 32 ones: any change moves two bits,
+#: and issue 5's "within 1 bit" means "identical" for it (benchmarks/dedup_speed.py).
+#: ``None``: no reduction.
 PAPER_DECODE_SIDE = None
 #: The nucleus is found on a copy reduced to this short side (see :func:`nucleus_frame`).
 NUCLEUS_SIDE = 64
@@ -190,12 +192,20 @@ def _dct_matrix(n: int, keep: int) -> np.ndarray:
 _DCT = _dct_matrix(PHASH_SIDE, HASH_SIDE)
 
 
-def image_hashes(gray: Image.Image) -> tuple[int, int]:
-    """(aHash, pHash) of a grey PIL image, bit for bit as ImageHash computes them."""
-    small = np.asarray(gray.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.LANCZOS), np.float64)
+def image_hashes(gray: np.ndarray) -> tuple[int, int]:
+    """(aHash, pHash) of a grey uint8 image, bit for bit as ImageHash computes them.
+
+    ImageHash's thumbnails are Pillow's LANCZOS: for a square crop (Raabin-WBC's are all
+    575 x 575) the same arithmetic as two matrix products (:mod:`.lanczos`), else Pillow's own.
+    """
+    if gray.shape[0] == gray.shape[1]:
+        small, pixels = lanczos.reduce_square(gray, (HASH_SIDE, PHASH_SIDE))
+    else:
+        image = Image.fromarray(gray)
+        small, pixels = (np.asarray(image.resize((side, side), Image.Resampling.LANCZOS), np.float64)
+                         for side in (HASH_SIDE, PHASH_SIDE))
     ahash = pack_bits(small > small.mean())
-    pixels = np.asarray(gray.resize((PHASH_SIDE, PHASH_SIDE), Image.Resampling.LANCZOS), np.float64)
-    low = _DCT @ pixels @ _DCT.T
+    low = cv2.gemm(cv2.gemm(_DCT, pixels, 1.0, None, 0.0), _DCT, 1.0, None, 0.0, flags=cv2.GEMM_2_T)
     phash = pack_bits(low > np.median(low))
     return ahash, phash
 
@@ -268,14 +278,14 @@ def crop_signature(path: str | Path, aligned: bool = True) -> Signature:
     Without ``aligned`` (the paper's mode needs none of it) the aligned fields are zeros.
     """
     if not aligned:
-        ahash, phash = image_hashes(open_reduced(path, PAPER_DECODE_SIDE, "L"))
+        ahash, phash = image_hashes(np.asarray(open_reduced(path, PAPER_DECODE_SIDE, "L")))
         return Signature(ahash, phash, 0, 0, np.zeros((PATCH_SIDE, PATCH_SIDE), np.uint8))
     im = open_reduced(path, dedup_match.MATCH_SIDE)
-    ahash, phash = image_hashes(im.convert("L"))
+    ahash, phash = image_hashes(np.asarray(im.convert("L")))
     rgb = np.asarray(im)
     patch = aligned_patch(rgb)
     filled = np.where(patch > 0, patch, np.uint8(np.median(patch[patch > 0]) if patch.any() else 128))
-    a_ahash, a_phash = image_hashes(Image.fromarray(filled))
+    a_ahash, a_phash = image_hashes(filled)
     gray = dedup_match.match_gray(rgb)
     pts, desc = dedup_match.keypoints(gray)
     return Signature(ahash, phash, a_ahash, a_phash, patch, pts, desc, gray.shape)

@@ -68,3 +68,13 @@ def test_start_returns_at_once_and_runs_on_another_thread():
     assert time.monotonic() - t0 < 0.1
     assert job.join(timeout=5)
     assert sorted(e.outcome.value for e in job.drain(limit=100) if isinstance(e, ItemDone)) == [0, 1, 2, 3]
+
+
+def test_items_sent_in_chunks_are_each_reported_and_fail_alone():
+    job = Job("squares", square, range(20), runner=PoolRunner(workers=2, processes=True, chunk=8))
+    finished = job.run()
+    outcomes = {e.outcome.item: e.outcome for e in job.drain(limit=1000) if isinstance(e, ItemDone)}
+    assert sorted(outcomes) == list(range(20))
+    assert outcomes[3].error == "ValueError: three is unlucky" and outcomes[3].value is None
+    assert all(outcomes[k].value == k * k for k in range(20) if k != 3)  # 3's chunk-mates are unharmed
+    assert (finished.done, finished.errors) == (20, 1)

@@ -152,7 +152,7 @@ def make_masks(crops: list[Path], out_dir: Path, nucleus_only: bool = False,
     """Masks for ``crops`` into ``out_dir``: (number written, one error line per failed crop)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = [(crop, out_dir, nucleus_only) for crop in crops]
-    job = Job("nucleus", write_mask, tasks, runner=runner or PoolRunner(processes=True),
+    job = Job("nucleus", write_mask, tasks, runner=runner or PoolRunner(processes=True, chunk=8),
               describe=lambda task: task[0].name)
     return run_job_with_bar(job, "nucleus")
 

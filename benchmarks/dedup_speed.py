@@ -6,8 +6,9 @@
    cut at random places of the BCCD photos, random flip/rotation and brightness, JPEG q 85-95.
    Nearby cuts of one photo overlap, as neighbouring microscope fields do.
 2. Hashing per crop, one process, on these crops and on 575-px crops (the Raabin-WBC size): the
-   paper mode's hashes (full grey decode, see dedup.PAPER_DECODE_SIDE) vs ImageHash on a full
-   decode, and how often ours are within 1 bit of ImageHash's.
+   paper mode's hashes (full grey decode, see dedup.PAPER_DECODE_SIDE; thumbnails of square
+   crops as matrix products, core/lanczos.py) vs ImageHash on a full decode, and how often ours
+   are within 1 bit of ImageHash's.
 3. End to end (decode, hash, pairs, components, sharpness) over all cores; ``--modes`` paper
    and/or robust (default both; robust: k nearest aligned-hash neighbours, paper pairs and
    visual-word neighbours, a half-resolution correlation screen, the batched full correlation,
@@ -32,7 +33,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
+# One BLAS thread: the per-crop figures are one core's, and NumPy's BLAS threads, once woken
+# (scipy, ImageHash), spin on the other core and slow both hashers by 2x on a 2-core machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
 from PIL import Image, ImageEnhance
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,6 @@ rounded and clipped to 8 bits, then a vertical pass over that, rounded and clipp
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Sequence
-
 import cv2
 import numpy as np
 
@@ -27,7 +25,6 @@ PRECISION_BITS = 22
 SUPPORT = 3.0
 
 
-@lru_cache(maxsize=256)
 def taps(n_in: int, n_out: int) -> np.ndarray:
     """The (n_out, n_in) fixed-point weights Pillow uses to shrink n_in samples to n_out."""
     scale = n_in / n_out
@@ -61,7 +58,7 @@ def _round_clip(sums: np.ndarray) -> np.ndarray:
     return np.clip(sums, 0, 255, out=sums)
 
 
-def reduce_square(gray: np.ndarray, sides: Sequence[int]) -> list[np.ndarray]:
+def reduce_square(gray: np.ndarray, sides: tuple[int, ...]) -> list[np.ndarray]:
     """``Image.fromarray(gray).resize((s, s), LANCZOS)`` for each ``s`` of ``sides``, as float64.
 
     ``gray`` is a square uint8 image. The horizontal passes of all sides are one GEMM. OpenCV's
@@ -70,8 +67,20 @@ def reduce_square(gray: np.ndarray, sides: Sequence[int]) -> list[np.ndarray]:
     height, width = gray.shape
     if height != width:
         raise ValueError(f"expected a square image, got {width}x{height}")
-    across = np.vstack([taps(width, s) for s in sides])
-    rows = _round_clip(cv2.gemm(gray.astype(np.float64), across, 1.0, None, 0.0, flags=cv2.GEMM_2_T))
-    parts = np.split(rows, np.cumsum(sides)[:-1], axis=1)
-    return [_round_clip(cv2.gemm(taps(height, side), np.ascontiguousarray(part), 1.0, None, 0.0))
-            for side, part in zip(sides, parts)]
+    both = _stacked_taps(width, tuple(sides))  # a square's vertical taps are its horizontal ones
+    rows = _round_clip(cv2.gemm(gray.astype(np.float64), both, 1.0, None, 0.0, flags=cv2.GEMM_2_T))
+    out, at = [], 0
+    for side in sides:
+        out.append(_round_clip(cv2.gemm(both[at:at + side], np.ascontiguousarray(rows[:, at:at + side]),
+                                        1.0, None, 0.0)))
+        at += side
+    return out
+
+
+@lru_cache(maxsize=512)
+def _stacked_taps(n_in: int, sides: tuple[int, ...]) -> np.ndarray:
+    """The taps of every side, one above the other: one cache entry per crop size (crops of
+    hundreds of sizes take turns; per-side entries would fall out of the cache)."""
+    stacked = np.vstack([taps(n_in, side) for side in sides])
+    stacked.setflags(write=False)
+    return stacked

@@ -16,6 +16,7 @@ rounded and clipped to 8 bits, then a vertical pass over that, rounded and clipp
 from __future__ import annotations
 
 from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -40,9 +41,7 @@ def taps(n_in: int, n_out: int) -> np.ndarray:
     total = np.cumsum(weights, axis=1)[:, -1:]  # summed in order, as Pillow's loop does
     weights = np.divide(weights, total, out=weights, where=total != 0.0)
     scaled = weights * (1 << PRECISION_BITS)
-    out = np.trunc(np.where(scaled < 0, scaled - 0.5, scaled + 0.5))
-    out.setflags(write=False)
-    return out
+    return np.trunc(np.where(scaled < 0, scaled - 0.5, scaled + 0.5))
 
 
 def _sinc(x: np.ndarray) -> np.ndarray:

@@ -40,7 +40,8 @@ from functools import cached_property
 
 import cv2
 import numpy as np
-from skimage.filters import threshold_multiotsu, threshold_otsu
+
+from .otsu import otsu_three, otsu_two
 
 #: The Easy-GT program works on every crop resized to this side (issue 6).
 WORK_SIZE = 575
@@ -116,7 +117,7 @@ class NucleusThresholds:
 
 
 def nucleus_thresholds(channel: np.ndarray) -> NucleusThresholds:
-    """Two-class and three-class Otsu on the 8-bit channel (scikit-image, from one histogram).
+    """Two-class and three-class Otsu on the 8-bit channel (scikit-image's, see :mod:`.otsu`).
 
     A crop with fewer than three grey levels has no three-class split; both T3 equal T2 then.
     """
@@ -126,12 +127,12 @@ def nucleus_thresholds(channel: np.ndarray) -> NucleusThresholds:
         level = int(levels[0]) if len(levels) else 0
         return NucleusThresholds(level, level, level)
     # The histogram scikit-image builds itself for an integer image: every level from min to max.
-    span = (hist[levels[0]:levels[-1] + 1], np.arange(levels[0], levels[-1] + 1))
-    t2 = int(threshold_otsu(hist=span))
+    first = int(levels[0])
+    span = hist[first:levels[-1] + 1]
+    t2 = otsu_two(span, first)
     if len(levels) < 3:
         return NucleusThresholds(t2, t2, t2)
-    low, up = threshold_multiotsu(classes=3, hist=span)
-    return NucleusThresholds(t2, int(low), int(up))
+    return NucleusThresholds(t2, *otsu_three(span, first))
 
 
 def combined_threshold(th: NucleusThresholds, alpha: float) -> int:

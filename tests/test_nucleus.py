@@ -12,7 +12,7 @@ from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from raabin_labeler.commands import nucleus as nucleus_command
 from raabin_labeler.core.jobs import SyncRunner
-from raabin_labeler.core.nucleus import (EASY_GT, WORK_SIZE, NucleusMethod, NucleusSession,
+from raabin_labeler.core.nucleus import (BATCH_WORK_SIZE, EASY_GT, FITTED, WORK_SIZE, NucleusMethod, NucleusSession,
                                          cell_outline, clean_nucleus, cmyk_magenta,
                                          combined_threshold, compose_mask, gray_world_balance,
                                          nuclear_magenta, nucleus_thresholds, segment_nucleus)
@@ -139,6 +139,19 @@ def test_real_crops_reach_a_sane_dice():
     nucleus = segment_nucleus(crop(1))
     assert cell.shape == nucleus.shape and cell.sum() > nucleus.sum()
     assert (cell | ~nucleus).all()  # the cell holds its nucleus
+
+
+@pytest.mark.parametrize("size", [(575, 575), (600, 575), (333, 700), (145, 1000), (1200, 160)])
+def test_batch_nucleus_outline_search_misses_nothing(size):
+    # The batch searches only a box around the work-size nucleus for the enlarged outline; a
+    # full search of the enlarged channel must find the same nucleus, at any crop size.
+    for number in (1, 4, 151):
+        session = NucleusSession(crop(number), FITTED, BATCH_WORK_SIZE)
+        enlarged = cv2.resize(session.channel, size, interpolation=cv2.INTER_LINEAR)
+        full = cv2.threshold(enlarged, session.auto_threshold, 1, cv2.THRESH_BINARY)[1]
+        expected = clean_nucleus(full)
+        assert expected.any()
+        assert np.array_equal(session.automatic_mask(size, nucleus_only=True) == 255, expected)
 
 
 def _crops_folder(folder: Path) -> dict[str, tuple[int, int]]:

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from .nucleus import clean_nucleus, cmyk_magenta, nuclear_magenta, nucleus_thresholds
+from .nucleus_parts import damp_stray_parts
 
 #: The side the model works at: features in units of 1/144 of the crop's side.
 PIXEL_SIDE = 144
@@ -304,13 +305,17 @@ def _channel_sum(image: np.ndarray) -> np.ndarray:
 
 
 def nucleus_probability(balanced: np.ndarray, coefficients: np.ndarray = COEFFICIENTS) -> np.ndarray:
-    """P(nucleus) per pixel as uint8 0-255 at PIXEL_SIDE × PIXEL_SIDE (over 127: nucleus)."""
+    """P(nucleus) per pixel as uint8 0-255 at PIXEL_SIDE × PIXEL_SIDE (over 127: nucleus).
+
+    Parts of P > ½ that are shaped like the cell's rim or a neighbour's nucleus are damped
+    (:mod:`.nucleus_parts`).
+    """
     negative = nucleus_logit(balanced, coefficients)
     np.negative(negative, out=negative)
     np.clip(negative, -30, 30, out=negative)
     cv2.exp(negative, negative)
     negative += 1
-    return np.divide(255, negative, out=negative).astype(np.uint8)
+    return damp_stray_parts(np.divide(255, negative, out=negative).astype(np.uint8))
 
 
 def _to_side(rgb: np.ndarray, side: int) -> np.ndarray:

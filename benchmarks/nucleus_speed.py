@@ -11,7 +11,7 @@ write) the command's first worker (Pillow decode at full size, the 575 session o
 method, nucleus and outline each cleaned, Pillow PNG), the previous worker (threshold method
 at 288 from a 1/2 JPEG decode, OpenCV PNG) and the per-pixel model as first committed
 (``--baseline REV``, default ff7865e: core/nucleus.py and core/nucleus_pixel.py read from git
-at that commit, same reading and PNG writing as now, so the ratio is the mask computation's).
+at that commit, same reading as now, PNG written by OpenCV as then).
 The current worker runs the per-pixel model (FITTED) at 144 from a 1/4 JPEG decode. Figures
 are medians over repeats, the workers interleaved (the machine is shared and noisy: the
 per-CPU-second column is what one free core gives).
@@ -36,7 +36,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
-from raabin_labeler.commands.nucleus import _PNG_FAST, make_masks, read_crop, write_mask
+from raabin_labeler.commands.nucleus import make_masks, read_crop, write_mask
 from raabin_labeler.core.imageio import open_image, to_array
 from raabin_labeler.core.jobs import Job, PoolRunner
 from raabin_labeler.core.nucleus import (FITTED, FITTED_THRESHOLD, NUCLEUS, WORK_SIZE, NucleusSession,
@@ -44,6 +44,9 @@ from raabin_labeler.core.nucleus import (FITTED, FITTED_THRESHOLD, NUCLEUS, WORK
 from raabin_labeler.progress import run_job_with_bar
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: How the batch wrote its PNGs before core/png.py: OpenCV, zlib level 1, run-length strategy.
+_PNG_OPENCV = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+               cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 CROPS = 40
 REPEATS = 5
 
@@ -117,7 +120,7 @@ def previous_write_mask(task: tuple[Path, Path, bool]) -> Path:
     size, rgb = read_crop(crop, 288)
     mask = NucleusSession(rgb, FITTED_THRESHOLD, 288).automatic_mask(size, nucleus_only)
     target = out_dir / f"{crop.stem}.png"
-    target.write_bytes(cv2.imencode(".png", mask, _PNG_FAST)[1].tobytes())
+    target.write_bytes(cv2.imencode(".png", mask, _PNG_OPENCV)[1].tobytes())
     return target
 
 
@@ -149,7 +152,7 @@ def baseline_write_mask(task: tuple[Path, Path, bool]) -> Path:
     size, rgb = read_crop(crop, _BASELINE.BATCH_WORK_SIZE)
     mask = _BASELINE.batch_mask(rgb, size, nucleus_only)
     target = out_dir / f"{crop.stem}.png"
-    target.write_bytes(cv2.imencode(".png", mask, _PNG_FAST)[1].tobytes())
+    target.write_bytes(cv2.imencode(".png", mask, _PNG_OPENCV)[1].tobytes())
     return target
 
 

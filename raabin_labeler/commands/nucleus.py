@@ -7,8 +7,8 @@ reported by name and the others are still done (issue 6, "Batch").
 
 Speed (issue 6: ≥ 200 crops/s/core on 575×575, benchmarks/nucleus_speed.py): a JPEG crop is
 decoded by OpenCV straight at the batch's working side (libjpeg's 1/2, 1/4, 1/8 scaling), the
-masks are computed at that side and drawn at the crop's size, and the PNG is written with fast
-zlib settings (masks are long runs of three values).
+masks are computed at that side and drawn at the crop's size, and the PNG is compressed by
+zlib-ng with deflate's run-length strategy (masks are long runs of three values; core/png.py).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from PIL import Image
 from ..core.imageio import DEFAULT_MAX_PIXELS, ImageError, image_info, open_image, to_array
 from ..core.jobs import Job, PoolRunner, Runner
 from ..core.nucleus import BATCH_WORK_SIZE, batch_mask
+from ..core.png import encode_gray_png
 from ..errors import UserError
 from ..progress import report_failures, run_job_with_bar
 
@@ -58,13 +59,6 @@ def find_crops(folder: Path) -> list[Path]:
 #: OpenCV's reduced JPEG decodes by scale factor.
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
             4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
-#: zlib level 1 with run-length matching and no row filter (OpenCV ≥ 4.10 tries them all,
-#: 4× the time): a 575² mask in under a millisecond, about 11 kB.
-_PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # older OpenCV has no such choice
-    _PNG_FAST += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-
-
 def read_crop(path: Path, side: int) -> tuple[tuple[int, int], np.ndarray]:
     """(the crop's displayed (width, height), its RGB pixels at ≥ ``side`` px where cheaper).
 
@@ -132,14 +126,12 @@ def write_mask(task: tuple[Path, Path, bool]) -> Path:
         raise ValueError(str(exc)) from None
     mask = batch_mask(rgb, size, nucleus_only)
     target = out_dir / f"{crop.stem}.png"
-    ok, png = cv2.imencode(".png", mask, _PNG_FAST)
-    if not ok:
-        raise ValueError(f"{target}: the mask could not be encoded as PNG")
+    png = encode_gray_png(mask)
     # a whole file or none: an interrupted run never leaves a cut-off PNG under the mask's name
     # (no fsync: the masks can be made again, and 200 a second would each wait on the disk)
     partial = target.with_name(f".{target.name}.partial")
     try:
-        partial.write_bytes(png.tobytes())
+        partial.write_bytes(png)
         os.replace(partial, target)
     except OSError:
         partial.unlink(missing_ok=True)

@@ -165,10 +165,10 @@ def _crops_folder(folder: Path) -> dict[str, tuple[int, int]]:
     return sizes
 
 
-def _args(crops: Path, out: Path) -> argparse.Namespace:
+def _args(crops: Path, out: Path, *flags: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     nucleus_command.register(parser.add_subparsers())
-    return parser.parse_args(["nucleus", str(crops), "--out", str(out)])
+    return parser.parse_args(["nucleus", str(crops), "--out", str(out), *flags])
 
 
 def test_batch_command_writes_same_stem_masks_of_the_crop_size(tmp_path, capsys):
@@ -183,6 +183,25 @@ def test_batch_command_writes_same_stem_masks_of_the_crop_size(tmp_path, capsys)
         values = set(np.unique(np.asarray(mask)))
         assert values <= {0, 128, 255} and 255 in values
     assert "3 masks written" in capsys.readouterr().out
+
+
+def test_a_rerun_keeps_masks_already_there_unless_told_to_overwrite(tmp_path, capsys):
+    _crops_folder(tmp_path / "crops")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    corrected = np.full((120, 120), 128, np.uint8)  # an expert's hand-corrected mask of cell1
+    Image.fromarray(corrected).save(masks / "cell1.png")
+    args = _args(tmp_path / "crops", masks)
+    assert args.run(args) == 0
+    out = capsys.readouterr().out
+    assert "2 masks written" in out and "1 crops already had a mask there, kept" in out
+    assert np.array_equal(np.asarray(Image.open(masks / "cell1.png")), corrected)
+    assert args.run(args) == 0  # nothing left to do: an interrupted run resumes this way
+    assert "0 masks written" in capsys.readouterr().out
+    args = _args(tmp_path / "crops", masks, "--overwrite")
+    assert args.run(args) == 0
+    assert "3 masks written" in capsys.readouterr().out
+    assert 255 in np.asarray(Image.open(masks / "cell1.png"))
 
 
 def test_bad_crop_is_named_and_the_others_are_still_done(tmp_path):

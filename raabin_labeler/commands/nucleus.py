@@ -3,7 +3,9 @@
 Crops of any size and any format Pillow reads; each mask has its crop's size and the values of
 FORMAT.md (0 background, 128 cytoplasm from the automatic cell outline, 255 nucleus), or 0/255
 with ``--nucleus-only``. Runs in processes over all cores; a crop that cannot be read is
-reported by name and the others are still done (issue 6, "Batch").
+reported by name and the others are still done (issue 6, "Batch"). Masks already in the output
+folder are kept (``--overwrite`` makes them again): a re-run after an interruption or after
+hand corrections only adds the missing ones.
 
 Speed (issue 6: ≥ 200 crops/s/core on 575×575, benchmarks/nucleus_speed.py): a JPEG crop is
 decoded by OpenCV straight at the batch's working side (libjpeg's 1/2, 1/4, 1/8 scaling), the
@@ -37,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the masks")
     parser.add_argument("--nucleus-only", action="store_true",
                         help="write 0/255 nucleus masks without the automatic cell outline")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="make masks again for crops that already have one in DIR (default: keep them)")
     parser.set_defaults(run=run)
 
 
@@ -156,6 +160,12 @@ def run(args: argparse.Namespace) -> int:
     clash = next((c for c in crops if (args.out / f"{c.stem}.png").resolve() == c.resolve()), None)
     if clash is not None:
         raise UserError(f"{clash}: its mask would be written over the crop itself; choose another --out")
-    written, errors = make_masks(crops, args.out, args.nucleus_only)
+    # A mask already there may have been corrected by hand, or be the work of a run that was
+    # interrupted (each file is written whole): kept unless asked, so a re-run only adds.
+    kept = [] if args.overwrite else [c for c in crops if (args.out / f"{c.stem}.png").is_file()]
+    todo = [c for c in crops if c not in set(kept)] if kept else crops
+    written, errors = make_masks(todo, args.out, args.nucleus_only) if todo else (0, [])
     print(f"{written} masks written to {args.out}")
-    return report_failures(errors, len(crops), "crops")
+    if kept:
+        print(f"{len(kept)} crops already had a mask there, kept as it was (--overwrite to make them again)")
+    return report_failures(errors, len(todo), "crops")

@@ -704,7 +704,16 @@ def register_many(table: SignatureTable, a: np.ndarray, b: np.ndarray,
         grays = match_grays(table, [r for k in part for r in (a[k], b[k])])
         for k in part:
             m, evidence = found[k]
-            accepted[k] = dedup_match.overlap_agrees(grays[int(a[k])], grays[int(b[k])], m, evidence, rule)
+            ga, gb = grays[int(a[k])], grays[int(b[k])]
+            accepted[k] = dedup_match.overlap_agrees(ga, gb, m, evidence, rule)
+            if not accepted[k]:  # RANSAC may have settled for a wrong scale: once more, exhaustively
+                x, y = int(a[k]), int(b[k])
+                m2, again = dedup_match.transform((table.keypoints[x], table.descriptors[x]), shapes[x],
+                                                  (table.keypoints[y], table.descriptors[y]), shapes[y],
+                                                  rule, exhaustive=True)
+                if m2 is not None and dedup_match.overlap_agrees(ga, gb, m2, again, rule):
+                    accepted[k] = True
+                    found[k] = (m2, {**again, "exhaustive": True})
     return accepted, [f[1] for f in found]
 
 

@@ -172,10 +172,10 @@ class NucleusPanel:
             return
         self.controller = NucleusPanelController(self.labeling, cell_id, session)
         self.threshold.set(self.controller.threshold)
+        self._set_enabled(True)  # first: a disabled ttk.Scale ignores set(), and would show 0
         self._syncing = True
         self.scale.set(self.controller.threshold)
         self._syncing = False
-        self._set_enabled(True)
         self._draw_outline()
         self.render()
         self._update_status()

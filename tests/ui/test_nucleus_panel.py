@@ -66,6 +66,7 @@ def test_slider_pen_save_and_reopen_show_what_is_on_disk(open_window, bccd_proje
     panel = open_ready(window)
     ctl = panel.controller
     assert ctl.cell_id == cell.id and panel.threshold.get() == ctl.session.auto_threshold
+    assert round(panel.scale.get()) == ctl.session.auto_threshold  # the slider sits where the value is
     before = shown_pixels(panel)
     # move the slider 25 levels up: the overlay on the canvas changes, the nucleus shrinks
     nucleus_before = int((ctl.mask() == 255).sum())

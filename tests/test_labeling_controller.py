@@ -354,6 +354,13 @@ def test_proposals_from_the_detectors_file_are_shown_until_the_expert_decides(ct
     assert ctl.photo_status("s1/p0.jpg").unlabeled == 2
 
 
+def test_a_tighter_proposal_inside_the_experts_box_counts_as_that_cell(ctl):
+    # D1 is 100 px square; the expert boxed the same cell with a margin (IoU 0.44 < 0.5)
+    ctl.add_cell(Box(0, 0, 150, 150), "neutrophil")
+    assert [p.id for p in ctl.open_proposals()] == ["d-2"]
+    assert ctl.photo_status("s1/p0.jpg").unlabeled == 1
+
+
 def test_accept_keeps_the_detectors_id_box_and_label(ctl, project):
     detector_file = project.annotation_path(DETECTOR, "s1/p0.jpg").read_bytes()
     ctl.select("d-2")

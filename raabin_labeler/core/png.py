@@ -1,6 +1,6 @@
 """8-bit grey PNG files for masks, compressed by zlib-ng.
 
-Why: the nucleus batch writes one 575×575 mask per crop, and compressing it was a tenth of a
+Why: the nucleus batch writes one 575×575 mask per crop, and compressing it was about 7 % of a
 crop's time (issue 6: ≥ 200 crops/s/core). A mask is long runs of three values, which deflate's
 run-length strategy packs to ~2 kB; zlib-ng does that 4-6× faster than the zlib inside OpenCV or
 Python. The file is a plain PNG (filter 0 on every row): any reader gives back the mask's values.

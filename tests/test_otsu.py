@@ -1,12 +1,13 @@
 """The batch's Otsu thresholds are scikit-image's own, near-ties included (core/otsu.py)."""
 from __future__ import annotations
 
+import itertools
 import numpy as np
 import pytest
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
 from raabin_labeler.core.nucleus import cmyk_magenta, gray_world_balance, nucleus_thresholds
-from raabin_labeler.core.otsu import otsu_three, otsu_two
+from raabin_labeler.core.otsu import otsu_four, otsu_three, otsu_two
 
 
 def scikit(hist: np.ndarray) -> tuple[int, int, int]:
@@ -61,3 +62,38 @@ def test_channel_thresholds_equal_scikit_image_on_a_made_crop():
     channel = cmyk_magenta(gray_world_balance(rgb))
     th = nucleus_thresholds(channel)
     assert (th.t2, th.t3_low, th.t3_up) == (threshold_otsu(channel), *threshold_multiotsu(channel, classes=3))
+
+
+def _between_class(counts: np.ndarray, cuts: tuple[int, ...]) -> float:
+    """Σ S_k² / P_k of the classes the cuts (last level of each class but the last) make."""
+    bounds = [0, *(c + 1 for c in cuts), len(counts)]
+    levels = np.arange(len(counts))
+    total = 0.0
+    for lo, hi in zip(bounds, bounds[1:]):
+        mass = counts[lo:hi].sum()
+        if mass:
+            total += float((counts[lo:hi] * levels[lo:hi]).sum()) ** 2 / mass
+    return total
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_four_classes_find_the_best_split(seed):
+    rng = np.random.default_rng(seed)
+    levels = int(rng.integers(6, 30))
+    modes = [rng.normal(rng.uniform(0, levels), rng.uniform(0.5, 4), int(rng.integers(10, 400))) for _ in range(4)]
+    counts = np.bincount(np.clip(np.concatenate(modes), 0, levels - 1).astype(int), minlength=levels)
+    if np.count_nonzero(counts) < 4:
+        return
+    a, b, c = otsu_four(counts, 0)
+    assert 0 <= a < b < c < levels - 1
+    best = max(_between_class(counts, cuts) for cuts in itertools.combinations(range(levels - 1), 3))
+    assert _between_class(counts, (a, b, c)) == pytest.approx(best, rel=1e-6)
+
+
+def test_four_separated_modes_are_cut_between_them():
+    counts = np.zeros(200, np.int64)
+    counts[[20, 21, 80, 81, 130, 131, 180, 181]] = [500, 400, 300, 300, 200, 250, 100, 90]
+    a, b, c = otsu_four(counts[20:182], 20)
+    assert 21 <= a < 80 and 81 <= b < 130 and 131 <= c < 180
+    with pytest.raises(ValueError, match="four used levels"):
+        otsu_four(np.array([3, 0, 4, 5]), 0)

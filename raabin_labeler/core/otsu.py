@@ -48,17 +48,7 @@ def otsu_three(counts: np.ndarray, first: int) -> tuple[int, int]:
     n = len(prob)
     weighted = np.arange(n, dtype=np.float32) * prob
     weighted[0] = prob[0]
-    zeroth = np.zeros(n + 1, np.float32)
-    np.cumsum(prob, out=zeroth[1:])
-    moment = np.zeros(n + 1, np.float32)
-    np.cumsum(weighted, out=moment[1:])
-    mass = zeroth[None, 1:] - zeroth[:-1, None]  # [i, j]: levels i … j
-    table = moment[None, 1:] - moment[:-1, None]
-    table *= table
-    # A range with no pixel has mass 0 and moment 0: dividing by ½ leaves its 0 (any range that
-    # holds a pixel has a mass of at least 1, exact in float32); below the diagonal is unused.
-    np.maximum(mass, np.float32(0.5), out=mass)
-    table /= mass
+    table = _class_table(prob, weighted)
     table[0, 0] = 0
     last = table[2:, n - 1].copy()  # H[b + 1, end] for b = 1 … n − 2
     sigma = table[0, :n - 2, None] + last  # rows a = 0 … n − 3, columns b − 1
@@ -80,17 +70,7 @@ def otsu_four(counts: np.ndarray, first: int) -> tuple[int, int, int]:
     if np.count_nonzero(prob) < 4:
         raise ValueError(f"four classes need four used levels, got {np.count_nonzero(prob)}")
     n = len(prob)
-    zeroth = np.zeros(n + 1, np.float32)
-    np.cumsum(prob, out=zeroth[1:])
-    moment = np.zeros(n + 1, np.float32)
-    np.cumsum(prob * np.arange(n, dtype=np.float32), out=moment[1:])
-    mass = zeroth[None, 1:] - zeroth[:-1, None]  # [i, j]: levels i … j
-    table = moment[None, 1:] - moment[:-1, None]
-    table *= table
-    # no pixel in the range: mass 0 and moment 0, and ½ keeps the 0 (a pixel makes a mass ≥ 1);
-    # below the diagonal the values are never used
-    np.maximum(mass, np.float32(0.5), out=mass)
-    table /= mass
+    table = _class_table(prob, prob * np.arange(n, dtype=np.float32))
     # [a, b] = H[0, a] + H[a + 1, b], a = 0 … n − 2, needs a < b
     lower = table[1:, :] + table[0, :n - 1, None]
     lower += _not_after(n - 1, n)
@@ -100,6 +80,24 @@ def otsu_four(counts: np.ndarray, first: int) -> tuple[int, int, int]:
     sigma = lower.max(axis=0)[1:n - 2] + upper.max(axis=1)[1:n - 2]  # b = 1 … n − 3
     b = 1 + int(np.argmax(sigma))
     return first + int(np.argmax(lower[:, b])), first + b, first + int(np.argmax(upper[b]))
+
+
+def _class_table(prob: np.ndarray, weighted: np.ndarray) -> np.ndarray:
+    """H[i, j] = (S_j − S_{i−1})² / (P_j − P_{i−1}) of levels i … j, float32 cumulative sums of
+    ``prob`` and ``weighted`` (P and S). Below the diagonal: not meaningful, never used."""
+    n = len(prob)
+    zeroth = np.zeros(n + 1, np.float32)
+    np.cumsum(prob, out=zeroth[1:])
+    moment = np.zeros(n + 1, np.float32)
+    np.cumsum(weighted, out=moment[1:])
+    mass = zeroth[None, 1:] - zeroth[:-1, None]
+    table = moment[None, 1:] - moment[:-1, None]
+    table *= table
+    # A range with no pixel has mass 0 and moment 0: dividing by ½ leaves its 0 (any range that
+    # holds a pixel has a mass of at least 1, exact in float32).
+    np.maximum(mass, np.float32(0.5), out=mass)
+    table /= mass
+    return table
 
 
 @lru_cache(maxsize=64)

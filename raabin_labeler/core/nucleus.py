@@ -369,8 +369,9 @@ def _cell_outline(balanced: np.ndarray, nucleus: np.ndarray, size: tuple[int, in
     four-class Otsu threshold (:func:`background_threshold`: background | pale cytoplasm | red
     cells and granules | nucleus); the nuclear channel would miss orange-brown cytoplasm. An
     opening of 1 % of the side first cuts red cells that only touch the white cell; the hull,
-    since a white cell is a convex blob, closes the pale gaps. Whole-cell Dice:
-    benchmarks/nucleus_accuracy.py.
+    since a white cell is a convex blob, closes the pale gaps. United with the hull of what is
+    coloured like the cytoplasm next to the nucleus (:func:`_cytoplasm_like`), for cells whose
+    pale cytoplasm fills a tight box. Whole-cell Dice: benchmarks/nucleus_accuracy.py.
     """
     outline = np.zeros((size[1], size[0]), dtype=np.uint8)
     return _draw_cell(balanced, nucleus, outline, 1).view(bool)
@@ -393,11 +394,64 @@ def _draw_cell(balanced: np.ndarray, nucleus: np.ndarray, out: np.ndarray, value
     cores, _ = cv2.findContours(seed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     points = [tuple(float(v) for v in core[0, 0]) for core in cores]
     kept = [part for part in parts if any(cv2.pointPolygonTest(part, point, False) >= 0 for point in points)]
-    if kept:
-        scale = np.array([full_w / _CELL_SIDE, full_h / _CELL_SIDE])
-        hull = cv2.convexHull(np.vstack(kept)).reshape(-1, 2) + 0.5
-        cv2.fillPoly(out, [np.round(hull * scale - 0.5).astype(np.int32)], value)
+    hulls = [cv2.convexHull(np.vstack(kept))] if kept else []
+    like = _cytoplasm_like(small, seed)
+    if like is not None:
+        hulls.append(like)
+    scale = np.array([full_w / _CELL_SIDE, full_h / _CELL_SIDE])
+    for hull in hulls:  # the union of the two hulls
+        corners = hull.reshape(-1, 2) + 0.5
+        cv2.fillPoly(out, [np.round(corners * scale - 0.5).astype(np.int32)], value)
     return out
+
+
+#: The cytoplasm's colour is the mean of a ring this far outside the nucleus (px at half of
+#: _CELL_SIDE), and pixels within _CYTOPLASM_DELTA of it (CIELAB as OpenCV scales it to 8 bits)
+#: count as cytoplasm.
+_CYTOPLASM_RING = (1, 3)
+_CYTOPLASM_DELTA = 15
+
+
+def _cytoplasm_like(small: np.ndarray, seed: np.ndarray) -> np.ndarray | None:
+    """Convex hull (OpenCV points at _CELL_SIDE) of the region coloured like the ring just
+    outside the nucleus and connected to that ring; None when there is no ring to sample.
+
+    Why: the stain threshold of :func:`_draw_cell` misses pale cytoplasm when the crop holds
+    little background (a box drawn tight around the cell: the sample project's cells fill
+    theirs); the cytoplasm's own colour, measured next to the nucleus, finds it in any stain.
+    Whole-cell Dice dataset1 / BCCD / sample 0.953 / 0.837 / 0.637 → 0.958 / 0.916 / 0.954 with
+    this hull added (benchmarks/nucleus_accuracy.py; no crop worse by more than 0.05 but 7 of
+    BCCD's 303). Worked at half the side: 0.3 ms; at the full side 0.960 / 0.921 / 0.954 for
+    0.8 ms. δ 10 / 20 lost on BCCD or the sample set; the ring's median instead of its mean
+    traded dataset1 for the sample set (0.955 / 0.916 / 0.968).
+    """
+    half = (small.shape[1] // 2, small.shape[0] // 2)
+    small = cv2.resize(small, half, interpolation=cv2.INTER_AREA)
+    seed = cv2.resize(seed, half, interpolation=cv2.INTER_AREA)
+    lab = cv2.cvtColor(cv2.sepFilter2D(small, -1, _CYTOPLASM_BLUR, _CYTOPLASM_BLUR), cv2.COLOR_RGB2LAB)
+    outside = cv2.distanceTransform(1 - seed, cv2.DIST_L2, 3)
+    near, far = _CYTOPLASM_RING
+    ring = cv2.inRange(outside, near + 1e-3, far - 1e-3)  # 255 strictly between
+    if cv2.countNonZero(ring) < 10:
+        return None
+    difference = np.float32(lab) - np.float32(cv2.mean(lab, ring)[:3])
+    similar = cv2.transform(cv2.multiply(difference, difference), _SUM3) < _CYTOPLASM_DELTA ** 2
+    region = cv2.morphologyEx(similar.view(np.uint8), cv2.MORPH_OPEN, _SQUARE3)
+    count, labels = cv2.connectedComponents(region)
+    # the parts that reach the ring: the nucleus' blurred edge may leave a gap up to its inner side
+    reach = np.zeros(count, np.uint8)
+    reach[labels[(ring > 0) & (region > 0)]] = 1
+    reach[0] = 0
+    if not reach.any():
+        return None
+    parts, _ = cv2.findContours(reach[labels] | seed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return cv2.convexHull(np.vstack(parts)) * 2 + 0.5
+
+
+#: The smoothing before the colour is compared (σ 1.5 px at _CELL_SIDE: granules, noise).
+_CYTOPLASM_BLUR = cv2.getGaussianKernel(5, 0.75, cv2.CV_32F)  # at half the side
+_SQUARE3 = np.ones((3, 3), np.uint8)
+_SUM3 = np.ones((1, 3), np.float32)
 
 
 #: The Gaussian of that smoothing (σ = _CELL_SMOOTH · side, OpenCV's own size for 8-bit images).

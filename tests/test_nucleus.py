@@ -255,11 +255,17 @@ def test_masks_are_never_written_over_the_crops(tmp_path):
     assert [p.name for p in (tmp_path / "masks").iterdir()] == ["cell4.png"]
 
 
-def test_two_crops_with_one_stem_are_refused(tmp_path):
+def test_two_crops_with_one_stem_are_refused_and_glob_chooses(tmp_path, capsys):
     _crops_folder(tmp_path / "crops")
-    Image.fromarray(crop(4)).save(tmp_path / "crops" / "cell1.png")
-    with pytest.raises(UserError, match="cell1.jpg and cell1.png"):
+    Image.fromarray(crop(4)).save(tmp_path / "crops" / "cell1.png")  # e.g. a mask next to its crop
+    with pytest.raises(UserError, match=r"cell1.jpg and cell1.png .*--glob '\*.jpg'"):
         nucleus_command.find_crops(tmp_path / "crops")
+    args = _args(tmp_path / "crops", tmp_path / "masks", "--glob", "*.jpg")
+    assert args.run(args) == 0 and [p.name for p in (tmp_path / "masks").iterdir()] == ["cell1.png"]
+    assert "1 masks written" in capsys.readouterr().out
+    args = _args(tmp_path / "crops", tmp_path / "masks", "--glob", "*.tif")
+    with pytest.raises(UserError, match=r"no image files .* matching \*.tif"):
+        args.run(args)
 
 
 def test_batch_mask_of_a_large_rotated_jpeg_has_the_displayed_size(tmp_path):

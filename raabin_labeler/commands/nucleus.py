@@ -41,21 +41,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="write 0/255 nucleus masks without the automatic cell outline")
     parser.add_argument("--overwrite", action="store_true",
                         help="make masks again for crops that already have one in DIR (default: keep them)")
+    parser.add_argument("--glob", default="*", metavar="PATTERN",
+                        help="only the files matching PATTERN, e.g. '*.bmp' in a folder that also holds masks")
     parser.set_defaults(run=run)
 
 
-def find_crops(folder: Path) -> list[Path]:
-    """The image files directly in ``folder`` (extensions Pillow registers), sorted by name."""
+def find_crops(folder: Path, pattern: str = "*") -> list[Path]:
+    """The image files directly in ``folder`` (extensions Pillow registers) whose names match
+    ``pattern``, sorted by name."""
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of crops")
     known = set(Image.registered_extensions())
-    crops = sorted(p for p in folder.iterdir()
+    crops = sorted(p for p in folder.glob(pattern)
                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known)
     by_stem: dict[str, Path] = {}
     for path in crops:
         if path.stem in by_stem:
             raise UserError(f"{by_stem[path.stem].name} and {path.name} would both give {path.stem}.png; "
-                            "rename one of them")
+                            f"rename one of them, or choose the crops with --glob '*{by_stem[path.stem].suffix}'")
         by_stem[path.stem] = path
     return crops
 
@@ -154,9 +157,10 @@ def make_masks(crops: list[Path], out_dir: Path, nucleus_only: bool = False,
 
 
 def run(args: argparse.Namespace) -> int:
-    crops = find_crops(args.crops)
+    crops = find_crops(args.crops, args.glob)
     if not crops:
-        raise UserError(f"{args.crops}: no image files (jpg, png, bmp, tif…) in this folder")
+        raise UserError(f"{args.crops}: no image files (jpg, png, bmp, tif…) in this folder"
+                        + ("" if args.glob == "*" else f" matching {args.glob}"))
     clash = next((c for c in crops if (args.out / f"{c.stem}.png").resolve() == c.resolve()), None)
     if clash is not None:
         raise UserError(f"{clash}: its mask would be written over the crop itself; choose another --out")

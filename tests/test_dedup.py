@@ -217,6 +217,10 @@ def test_cli_writes_the_report(tmp_path, capsys):
     assert [(g["keep"], g["drop"]) for g in data] == [("a.jpg", ["sub/b.jpg"])]
     assert set(data[0]["evidence"]["distances"]["sub/b.jpg"]) >= {"ahash", "phash", "ncc"}
     assert "1 cells seen more than once" in capsys.readouterr().out
+    # masks kept beside the crops stay out with --glob
+    save(base, crops / "a.png")
+    assert run_cli("--crops", str(crops), "--report", str(report), "--glob", "*.jpg") == 0
+    assert [(g["keep"], g["drop"]) for g in json.loads(report.read_text())] == [("a.jpg", ["sub/b.jpg"])]
 
 
 def test_cli_errors_speak_to_the_user(tmp_path):
@@ -224,6 +228,8 @@ def test_cli_errors_speak_to_the_user(tmp_path):
         run_cli("--crops", str(tmp_path))
     with pytest.raises(UserError, match="no crops found"):
         run_cli("--crops", str(tmp_path), "--report", str(tmp_path / "r.json"))
+    with pytest.raises(UserError, match=r"no crops found .* matching \*.bmp"):
+        run_cli("--crops", str(tmp_path), "--report", str(tmp_path / "r.json"), "--glob", "*.bmp")
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(UserError, match="bad.jpg"):
         run_cli("--crops", str(tmp_path), "--report", str(tmp_path / "r.json"))

@@ -31,18 +31,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "or the only author)")
     parser.add_argument("--crops", type=Path, help="a folder of cell crops (searched recursively)")
     parser.add_argument("--report", type=Path, help="JSON file listing the groups found")
+    parser.add_argument("--glob", default="*", metavar="PATTERN",
+                        help="with --crops: only files matching PATTERN, e.g. '*.bmp' beside masks")
     parser.add_argument("--mode", choices=("robust", "paper"), default="robust",
                         help="robust (default) or the paper's exact rule: aHash < 11 and pHash < 14")
     parser.set_defaults(run=run)
 
 
-def crop_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, in a stable order."""
+def crop_files(folder: Path, pattern: str = "*") -> list[Path]:
+    """Image files under ``folder`` whose names match ``pattern``, in a stable order."""
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of crops")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in CROP_SUFFIXES)
+    files = sorted(p for p in folder.rglob(pattern) if p.is_file() and p.suffix.lower() in CROP_SUFFIXES)
     if not files:
-        raise UserError(f"{folder}: no crops found (expected {', '.join(sorted(CROP_SUFFIXES))} files)")
+        raise UserError(f"{folder}: no crops found (expected {', '.join(sorted(CROP_SUFFIXES))} files"
+                        + (")" if pattern == "*" else f" matching {pattern})"))
     return files
 
 
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         return run_project(args)
     if args.crops is None or args.report is None:
         raise UserError("dedup needs --crops DIR and --report FILE")
-    files = crop_files(args.crops)
+    files = crop_files(args.crops, args.glob)
     names = [p.relative_to(args.crops).as_posix() for p in files]
     with ProgressBar(len(files), "hash") as bar:
         groups = dedup.find_duplicates(files, names, mode=args.mode, progress=hashing_then_comparing(bar))

@@ -458,8 +458,8 @@ _SUM3 = np.ones((1, 3), np.float32)
 _CELL_KERNEL = cv2.getGaussianKernel(int(round(_CELL_SMOOTH * _CELL_SIDE * 6 + 1)) | 1, _CELL_SMOOTH * _CELL_SIDE,
                                      cv2.CV_32F)
 #: The opening of :func:`_draw_cell`: a disk of 1 % of the side (1 px at 144). With the four-class
-#: threshold, whole-cell Dice dataset1 / BCCD / sample 0.953 / 0.837 / 0.637 against
-#: 0.951 / 0.835 / 0.631 at 2 % and 0.948 / 0.833 / 0.627 at 3 % (benchmarks/nucleus_accuracy.py).
+#: threshold (before the cytoplasm hull was added), whole-cell Dice dataset1 / BCCD / sample
+#: 0.953 / 0.837 / 0.637 against 0.951 / 0.835 / 0.631 at 2 % and 0.948 / 0.833 / 0.627 at 3 %.
 _CELL_OPENING = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(0.01 * _CELL_SIDE)) + 1,) * 2)
 
 

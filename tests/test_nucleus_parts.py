@@ -79,3 +79,20 @@ def test_ordinary_real_crops_are_unchanged(monkeypatch):
     masks = [NucleusSession(crop(n)).crop_mask() for n in (1, 2, 3, 51)]
     monkeypatch.setattr(nucleus_pixel, "damp_stray_parts", lambda p: p)
     assert all(np.array_equal(m, NucleusSession(crop(n)).crop_mask()) for m, n in zip(masks, (1, 2, 3, 51)))
+
+
+def test_a_map_that_is_all_nucleus_is_left_alone():
+    everywhere = np.full((144, 144), 230, np.uint8)  # no background pixel: no inscribed radius
+    assert damp_stray_parts(everywhere) is everywhere
+
+
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("size", [(1, 1), (7, 300), (144, 144), (287, 138)])
+def test_degenerate_crops_give_masks_of_their_size(split, size):
+    # one colour, or half violet and half pale: the model then calls a whole half nucleus, and
+    # after the work resize every pixel (this crashed the rim rule: no inscribed radius)
+    from raabin_labeler.core.nucleus import batch_mask, cell_outline
+    rgb = np.full((size[1], size[0], 3), (200, 170, 200), np.uint8)
+    if split:
+        rgb[:, : size[0] // 2] = (90, 40, 150)
+    assert batch_mask(rgb, size).shape == cell_outline(rgb).shape == (size[1], size[0])

@@ -35,7 +35,7 @@ def damp_stray_parts(probability: np.ndarray) -> np.ndarray:
     """``probability`` (uint8) with the P of the stray parts of P > CUT halved (a copy if any)."""
     mask = cv2.compare(probability, CUT, cv2.CMP_GT)  # 0/255
     area = cv2.countNonZero(mask)
-    if area == 0:
+    if area == 0 or area == mask.size:  # nothing, or nothing but nucleus: no shape to judge
         return probability
     stray = np.zeros_like(mask)
     radius = cv2.distanceTransform(mask, cv2.DIST_L2, 3)  # each pixel's inscribed radius

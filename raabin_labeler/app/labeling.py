@@ -31,9 +31,7 @@ def _same_cell(proposal: Box, box: Box) -> bool:
     third of it: the detector boxes a lobed nucleus tighter than experts box the cell (sample
     project: IoU 0.37-0.50, always inside), and such a proposal was shown on top of the labeled
     cell for the expert to reject. A small one inside a big box (a cell in a clump) still shows."""
-    ix = max(0, min(proposal.x2, box.x2) - max(proposal.x1, box.x1))
-    iy = max(0, min(proposal.y2, box.y2) - max(proposal.y1, box.y1))
-    inter = ix * iy
+    inter = proposal.intersection(box)
     return proposal.iou(box) >= 0.5 or (inter >= 0.9 * proposal.area and 3 * inter >= box.area)
 
 

@@ -166,8 +166,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{clash}: its mask would be written over the crop itself; choose another --out")
     # A mask already there may have been corrected by hand, or be the work of a run that was
     # interrupted (each file is written whole): kept unless asked, so a re-run only adds.
-    kept = [] if args.overwrite else [c for c in crops if (args.out / f"{c.stem}.png").is_file()]
-    todo = [c for c in crops if c not in set(kept)] if kept else crops
+    has_mask = [not args.overwrite and (args.out / f"{c.stem}.png").is_file() for c in crops]
+    kept = [c for c, has in zip(crops, has_mask) if has]
+    todo = [c for c, has in zip(crops, has_mask) if not has]
     written, errors = make_masks(todo, args.out, args.nucleus_only) if todo else (0, [])
     print(f"{written} masks written to {args.out}")
     if kept:

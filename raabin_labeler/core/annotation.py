@@ -135,10 +135,14 @@ class Box:
         dy = -self.y1 if self.y1 < 0 else min(0, height - self.y2)
         return Box(self.x1 + dx, self.y1 + dy, self.x2 + dx, self.y2 + dy).clipped(width, height)
 
-    def iou(self, other: "Box") -> float:
+    def intersection(self, other: "Box") -> int:
+        """The area both boxes cover, in px²."""
         ix = max(0, min(self.x2, other.x2) - max(self.x1, other.x1))
         iy = max(0, min(self.y2, other.y2) - max(self.y1, other.y1))
-        inter = ix * iy
+        return ix * iy
+
+    def iou(self, other: "Box") -> float:
+        inter = self.intersection(other)
         return inter / (self.area + other.area - inter) if inter else 0.0
 
     def contains(self, x: float, y: float) -> bool:

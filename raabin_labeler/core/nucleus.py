@@ -122,18 +122,24 @@ def nucleus_thresholds(channel: np.ndarray) -> NucleusThresholds:
 
     A crop with fewer than three grey levels has no three-class split; both T3 equal T2 then.
     """
-    hist = cv2.calcHist([channel], [0], None, [256], [0, 256]).ravel().astype(np.int64)
-    levels = np.flatnonzero(hist)
-    if len(levels) < 2:
-        level = int(levels[0]) if len(levels) else 0
-        return NucleusThresholds(level, level, level)
-    # The histogram scikit-image builds itself for an integer image: every level from min to max.
-    first = int(levels[0])
-    span = hist[first:levels[-1] + 1]
+    span, first, used = _histogram_span(channel)
+    if used < 2:
+        return NucleusThresholds(first, first, first)
     t2 = otsu_two(span, first)
-    if len(levels) < 3:
+    if used < 3:
         return NucleusThresholds(t2, t2, t2)
     return NucleusThresholds(t2, *otsu_three(span, first))
+
+
+def _histogram_span(channel: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(counts of every level from the lowest used to the highest, that lowest level, how many
+    levels are used): the histogram scikit-image builds itself for an integer image. An empty
+    channel gives level 0."""
+    hist = cv2.calcHist([channel], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    levels = np.flatnonzero(hist)
+    if not len(levels):
+        return hist[:0], 0, 0
+    return hist[levels[0]:levels[-1] + 1], int(levels[0]), len(levels)
 
 
 def background_threshold(channel: np.ndarray) -> int:
@@ -145,12 +151,10 @@ def background_threshold(channel: np.ndarray) -> int:
     three-class threshold, 0.950 / 0.831 with this one; benchmarks/nucleus_accuracy.py).
     With fewer than four grey levels, the lower three-class threshold.
     """
-    hist = cv2.calcHist([channel], [0], None, [256], [0, 256]).ravel().astype(np.int64)
-    levels = np.flatnonzero(hist)
-    if len(levels) < 4:
+    span, first, used = _histogram_span(channel)
+    if used < 4:
         return nucleus_thresholds(channel).t3_low
-    first = int(levels[0])
-    return otsu_four(hist[first:levels[-1] + 1], first)[0]
+    return otsu_four(span, first)[0]
 
 
 def combined_threshold(th: NucleusThresholds, alpha: float) -> int:

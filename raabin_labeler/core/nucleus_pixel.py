@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .nucleus import clean_nucleus, cmyk_magenta, nuclear_magenta, nucleus_thresholds
+from .nucleus import _SQUARE3, _SUM3, clean_nucleus, cmyk_magenta, nuclear_magenta, nucleus_thresholds
 from .nucleus_parts import damp_stray_parts
 
 #: The side the model works at: features in units of 1/144 of the crop's side.
@@ -90,7 +90,7 @@ def _measure(balanced: np.ndarray) -> _Crop:
     inside = cv2.distanceTransform(core, cv2.DIST_L2, 5)
     outside = cv2.distanceTransform(1 - core, cv2.DIST_L2, 5)
     # The crop's edge ramp width: nucleus-to-surround contrast over the gradient at the outline.
-    rim = cv2.dilate(core - cv2.erode(core, _SQUARE), _SQUARE) > 0
+    rim = cv2.dilate(core - cv2.erode(core, _SQUARE3), _SQUARE3) > 0
     deep, ring = inside > 2, (outside > 3) & (outside < 7)
     level_in = _median(nm8, deep) if deep.any() else float(nm[core > 0].mean()) if core.any() else 0.0
     level_out = _median(nm8, ring) if ring.any() else 0.0
@@ -107,9 +107,6 @@ def _measure(balanced: np.ndarray) -> _Crop:
                  core_size=float(np.sqrt(cv2.countNonZero(core)) / 100),
                  width=float(np.clip((level_in - level_out) / max(slope, 1e-3), 0, 20)),
                  contrast=(level_in - level_out) / span)
-
-
-_SQUARE = np.ones((3, 3), np.uint8)
 
 
 def _colour_model(root: np.ndarray, nucleus: np.ndarray, surround: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -296,12 +293,11 @@ def nucleus_logit(balanced: np.ndarray, coefficients: np.ndarray = COEFFICIENTS)
     return logit
 
 
-_ONES = np.ones((1, 3), np.float32)
 _ROOT3 = np.repeat(ROOT[:, None], 3, axis=1).reshape(256, 1, 3)
 
 
 def _channel_sum(image: np.ndarray) -> np.ndarray:
-    return cv2.transform(image, _ONES)
+    return cv2.transform(image, _SUM3)
 
 
 def nucleus_probability(balanced: np.ndarray, coefficients: np.ndarray = COEFFICIENTS) -> np.ndarray:

@@ -92,3 +92,31 @@ def test_terminal_says_the_comparison_runs_once_hashing_is_done():
     assert "10/40" in screen.getvalue() and "comparing" not in screen.getvalue()
     progress(40, 40)
     assert screen.getvalue().rstrip().endswith("40/40 comparing crops…")
+
+
+def test_a_cell_cut_by_one_photos_border_is_found_through_its_field_and_the_whole_one_kept(tmp_path):
+    """Two photos of one stretch of smear, the stage moved 260 px, the second out of focus: in
+    the first photo the border leaves a 60-px strip of the cell, too little for the crops to
+    show it is the same cell (BCCD rows 172/178); the red cells around it, in both photos, do."""
+    from PIL import Image, ImageFilter
+
+    from raabin_labeler.core.annotation import Box, Cell
+
+    with Image.open(SAMPLE_PROJECT_DIR / "images" / "cam-a" / "field-03.jpg") as im:
+        photo = im.convert("RGB")
+    (tmp_path / "images").mkdir()
+    photo.crop((0, 300, 1600, 800)).save(tmp_path / "images" / "a.jpg", quality=92)
+    photo.crop((0, 560, 1600, 1060)).filter(ImageFilter.GaussianBlur(4)).save(tmp_path / "images" / "b.jpg", quality=92)
+    project = Project.create(tmp_path / "p", images=tmp_path / "images", experts=["x"])
+    strip, whole = Cell.new(Box(1044, 440, 1235, 500)), Cell.new(Box(1044, 180, 1235, 369))
+    other = Cell.new(Box(200, 40, 340, 170))  # a cell only the first photo shows
+    project.save(project.load_or_new("x", "a.jpg").with_cells([strip, other]))
+    project.save(project.load_or_new("x", "b.jpg").with_cells([whole]))
+    found = find_project_duplicates(project, "x", mode="robust")
+    (group,) = found.groups
+    assert group.keep == cell_ref("b.jpg", whole.id)  # the whole cell, not the sharper strip
+    assert group.drop == [cell_ref("a.jpg", strip.id)]
+    evidence = group.evidence["distances"][group.drop[0]]
+    assert evidence["photos"] == ["a.jpg", "b.jpg"] and evidence["shift"] == pytest.approx([0, -260], abs=8)
+    # the paper's rule stays the paper's: crops only
+    assert find_project_duplicates(project, "x", mode="paper").groups == []

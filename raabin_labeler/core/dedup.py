@@ -30,7 +30,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Mapping, Sequence
+from typing import Callable, Collection, Iterable, Literal, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -763,8 +763,10 @@ def _pieces(members: Sequence[int], adjacency: Mapping[int, Iterable[int]]) -> l
 def keeper_groups(components: Sequence[Sequence[int]], sharp: Mapping[int, float],
                   accepts: Callable[[int, int], bool] | None = None, *,
                   accepts_pairs: Callable[[list[tuple[int, int]]], list[bool]] | None = None,
-                  adjacency: Mapping[int, Iterable[int]] | None = None) -> list[tuple[int, list[int]]]:
-    """(keeper, dropped) per component of size > 1: the sharpest crop stays (the paper).
+                  adjacency: Mapping[int, Iterable[int]] | None = None,
+                  cut: Collection[int] = ()) -> list[tuple[int, list[int]]]:
+    """(keeper, dropped) per component of size > 1: the sharpest crop stays (the paper), the
+    sharpest of the whole ones if some are ``cut`` (a strip of a cell is a poor copy to keep).
 
     With ``accepts(keeper, member)`` (or ``accepts_pairs``, called with the (keeper, member)
     pairs of all components at once), a member stays in the keeper's group only if it passes the
@@ -778,7 +780,7 @@ def keeper_groups(components: Sequence[Sequence[int]], sharp: Mapping[int, float
     """
     test = accepts_pairs or (None if accepts is None else (lambda pairs: [accepts(k, m) for k, m in pairs]))
     out = []
-    pieces = [sorted(c, key=lambda k: (-sharp[k], k)) for c in components if len(c) > 1]
+    pieces = [sorted(c, key=lambda k: (k in cut, -sharp[k], k)) for c in components if len(c) > 1]
     if test is None:
         return [(p[0], p[1:]) for p in pieces]
     while pieces:
@@ -802,11 +804,15 @@ def find_duplicates(paths: Sequence[str | Path], names: Sequence[str] | None = N
                     mode: Mode = "robust", paper_rule: PaperRule = PaperRule(),
                     robust_rule: RobustRule = RobustRule(), runner: Runner | None = None,
                     progress: Callable[[int, int], None] | None = None,
-                    table: SignatureTable | None = None) -> list[DuplicateGroup]:
+                    table: SignatureTable | None = None, linked: Sequence[tuple[int, int, dict]] = (),
+                    cut: Collection[int] = ()) -> list[DuplicateGroup]:
     """Duplicate groups among crop files, the sharpest kept in each (``mode``: paper or robust).
 
     ``names`` label the crops in the result (default: the paths). Pass ``table`` to reuse
-    signatures already computed for the same ``paths``.
+    signatures already computed for the same ``paths``. Robust mode only: ``linked`` are pairs
+    (row, row, evidence) already known to be one cell (two overlapping photos show it at one
+    place, :mod:`.fields`); a crop in ``cut`` (its photo's border cuts the cell) is kept only
+    when its group has no whole one.
     """
     paths = [str(p) for p in paths]
     table = table or compute_signatures(paths, names, runner=runner, progress=progress,
@@ -816,12 +822,13 @@ def find_duplicates(paths: Sequence[str | Path], names: Sequence[str] | None = N
     else:
         knn_runner = runner or (PoolRunner(processes=True) if len(table) > 8192 else SyncRunner())
         edges = robust_edges(table, robust_rule, runner=knn_runner)
-    comps = [c for c in connected_components(len(table), zip(edges.i.tolist(), edges.j.tolist()))
-             if len(c) > 1]
+    linked = list(linked) if mode == "robust" else []
+    pairs = list(zip(edges.i.tolist(), edges.j.tolist())) + [(x, y) for x, y, _ in linked]
+    comps = [c for c in connected_components(len(table), pairs) if len(c) > 1]
     sharp = group_sharpness(paths, [k for c in comps for k in c], runner=runner)
     tested: dict[tuple[int, int], tuple[bool, dict]] = {}
     adjacency: dict[int, set[int]] = {}
-    for x, y in zip(edges.i.tolist(), edges.j.tolist()):
+    for x, y in pairs:
         adjacency.setdefault(x, set()).add(y)
         adjacency.setdefault(y, set()).add(x)
 
@@ -837,13 +844,17 @@ def find_duplicates(paths: Sequence[str | Path], names: Sequence[str] | None = N
             tested[x, y] = tested[y, x] = (True, {
                 "ahash": int(edges.ahash[k]), "phash": int(edges.phash[k]), "ncc": round(grey[k], 4),
                 "texture_ncc": round(texture[k], 4), **(edges.registration[k] if edges.registration else {})})
+        if linked:  # the crops' own distances too, for the review screen
+            x, y = (np.array(v, np.int64) for v in zip(*[(a, b) for a, b, _ in linked]))
+            for (a, b, evidence), (_, measured) in zip(linked, resemble_many(table, x, y, robust_rule)):
+                tested[a, b] = tested[b, a] = (True, {**measured, **evidence})
 
     def accepts_pairs(pairs: list[tuple[int, int]]) -> list[bool]:
         test(pairs)
         return [tested[p][0] for p in pairs]
 
     groups = []
-    for keeper, drop in keeper_groups(comps, sharp, accepts_pairs=accepts_pairs if mode == "robust" else None,
+    for keeper, drop in keeper_groups(comps, sharp, cut=cut, accepts_pairs=accepts_pairs if mode == "robust" else None,
                                       adjacency=adjacency if mode == "robust" else None):
         evidence: dict = {"mode": mode,
                           "sharpness": {table.names[k]: round(sharp[k], 3) for k in [keeper, *drop]},

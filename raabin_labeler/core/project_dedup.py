@@ -1,6 +1,7 @@
 """Duplicate cells across a project's photos (issue 5): find them, mark them, never delete.
 
-One author's cells are cut out as square crops and searched with :mod:`.dedup`; every dropped
+One author's cells are cut out as square crops and searched with :mod:`.dedup` (robust mode:
+also the cells two overlapping photos show at one place, :mod:`.fields`); every dropped
 cell gets ``duplicate_of: "<image>#<cell id>"`` naming the sharpest copy, which is kept. The
 review screen's decisions live on the cells too (``duplicate_decision``: "confirmed" or
 "not_duplicate") and a later run respects them. Exports leave dropped cells out.
@@ -14,8 +15,8 @@ from typing import Callable
 
 from PIL import Image
 
-from . import dedup
-from .annotation import Cell, ImageAnnotation
+from . import dedup, fields
+from .annotation import Box, Cell, ImageAnnotation
 from .imageio import crop_square, open_image
 from .jobs import Runner
 from .project import Project
@@ -53,6 +54,10 @@ def find_project_duplicates(project: Project, author: str, *, mode: dedup.Mode =
     names: list[str] = []
     paths: list[str] = []
     photo_cells: dict[str, list[str]] = {}
+    views: list[fields.FieldPhoto] = []
+    boxes: dict[str, list[Box]] = {}
+    first_row: dict[str, int] = {}
+    cut: set[int] = set()
     with tempfile.TemporaryDirectory(prefix="raabin-dedup-") as tmp:
         for image in project.images():
             try:
@@ -64,12 +69,22 @@ def find_project_duplicates(project: Project, author: str, *, mode: dedup.Mode =
                 continue
             photo = open_image(project.image_path(image), project.max_pixels)
             photo_cells[image] = [c.id for c in cells]
+            first_row[image] = len(paths)
+            boxes[image] = [c.box for c in cells]
+            if mode == "robust":
+                views.append(fields.field_photo(image, photo, smear=annotation.acquisition.smear))
+            width, height = photo.size
             for cell in cells:
+                if cell.box.x1 <= 0 or cell.box.y1 <= 0 or cell.box.x2 >= width or cell.box.y2 >= height:
+                    cut.add(len(paths))
                 path = Path(tmp) / f"{len(paths):06d}.jpg"
                 Image.fromarray(crop_square(photo, cell.box)).save(path, quality=95)
                 names.append(cell_ref(image, cell.id))
                 paths.append(str(path))
-        groups = dedup.find_duplicates(paths, names, mode=mode, runner=runner, progress=progress) if paths else []
+        linked = [(first_row[a] + i, first_row[b] + j, evidence)
+                  for a, i, b, j, evidence in fields.overlapping_cells(views, boxes)]
+        groups = dedup.find_duplicates(paths, names, mode=mode, runner=runner, progress=progress,
+                                       linked=linked, cut=cut) if paths else []
     dropped = {split_ref(d)[1]: split_ref(g.keep)[1] for g in groups for d in g.drop}
     return ProjectDuplicates(groups, dedup.redundant_photos(photo_cells, dropped), len(paths))
 

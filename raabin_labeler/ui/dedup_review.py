@@ -35,7 +35,8 @@ ErrorHandler = Callable[[type, BaseException, Any], None]
 
 
 def evidence_text(member: Member) -> str:
-    """The distances to the keeper that made the search group them (ImageHash bits, correlations)."""
+    """The distances to the keeper that made the search group them (ImageHash bits, correlations,
+    the overlapping fields)."""
     e = member.evidence
     if not e:
         return "distance to the keeper\nnot measured"
@@ -45,6 +46,9 @@ def evidence_text(member: Member) -> str:
     if "reg_ncc" in e:  # confirmed by registration: the crops were shifted or cut differently
         lines.append(f"{e.get('inliers', 0)} keypoints agree · scale {e.get('scale', 1.0):.2f} · "
                      f"overlap NCC {e['reg_ncc']:.3f}")
+    if "field_ncc" in e:  # the two photos overlap and show the cell at one place
+        dx, dy = e["shift"]
+        lines.append(f"same field: photos {dx:+d}, {dy:+d} px apart · NCC {e['field_ncc']:.3f}")
     return "\n".join(line for line in lines if line)
 
 

@@ -101,7 +101,8 @@ def test_find_review_split_swap_undo_and_open_a_cell(open_window, sample):
 
 
 def test_each_tile_says_why_the_cell_was_grouped():
-    """Hash distances and correlations, and for shifted or border-cut copies the registration."""
+    """Hash distances and correlations, for shifted or border-cut copies the registration, and
+    for cells found through their overlapping photos, the shift between them."""
     from raabin_labeler.app.dedup_review import Member
     from raabin_labeler.ui.dedup_review import evidence_text
 
@@ -113,4 +114,7 @@ def test_each_tile_says_why_the_cell_was_grouped():
     registered = member({"ahash": 21, "phash": 30, "ncc": 0.41, "texture_ncc": 0.1,
                          "inliers": 23, "scale": 0.97, "reg_ncc": 0.962})
     assert evidence_text(registered).splitlines()[-1] == "23 keypoints agree · scale 0.97 · overlap NCC 0.962"
+    field = member({"ahash": 30, "phash": 32, "ncc": 0.2, "texture_ncc": 0.05, "photos": ["a.jpg", "b.jpg"],
+                    "shift": [20, -358], "field_ncc": 0.9491, "field_overlap": 0.25, "box_iou": 0.93})
+    assert evidence_text(field).splitlines()[-1] == "same field: photos +20, -358 px apart · NCC 0.949"
     assert evidence_text(member({})) == "distance to the keeper\nnot measured"

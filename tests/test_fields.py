@@ -112,3 +112,12 @@ def test_photos_of_two_recorded_smears_are_not_compared():
     assert found("S01", "S02") == []  # a mislabeled pair, or a look-alike: smears never overlap
     assert len(found("S01", "S01")) == 1
     assert len(found("S01", None)) == 1  # a photo that says nothing is compared with all
+
+
+def test_progress_follows_every_photo_screened():
+    smear = slide(4)
+    photos = [fields.field_photo("a", smear[0:480, 0:640]), fields.field_photo("b", smear[200:680, 300:940]),
+              fields.field_photo("c", smear[:300, :400])]  # another size: screened alone
+    seen = []
+    fields.find_overlaps(photos, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]

@@ -231,14 +231,16 @@ def read_marks(project: Project, author: str) -> Marks:
 def search_job(project: Project, author: str, mode: dedup.Mode, runner: Runner | None = None) -> Job:
     """The project-wide search as a background :class:`Job` of one item; writes nothing.
 
-    It decodes every photo and hashes every crop (slow); crops hashed arrive as Progress events.
+    It decodes every photo, compares the photos (robust mode) and hashes every crop (slow);
+    photos compared and crops hashed arrive as Progress events.
 
     Its one ``ItemDone`` carries the :class:`ProjectDuplicates`; apply it with
     :meth:`DedupReviewController.apply_search` on the thread that owns the files.
     """
     job = Job(f"Find duplicates ({mode})", lambda who: find_project_duplicates(
         project, who, mode=mode, runner=runner,
-        progress=lambda done, total: job.events.put(Progress(job.name, done, total, "crops hashed"))),
+        progress=lambda done, total: job.events.put(Progress(job.name, done, total, "crops hashed")),
+        fields_progress=lambda done, total: job.events.put(Progress(job.name, done, total, "photos compared"))),
         [author], runner=SyncRunner(), describe=lambda who: f"{who}'s cells")
     return job
 

@@ -74,6 +74,14 @@ def hashing_then_comparing(bar: ProgressBar) -> Callable[[int, int], None]:
     return progress
 
 
+def comparing_photos(bar: ProgressBar) -> Callable[[int, int], None]:
+    """The bar follows the photos compared for overlapping fields (before the crops are hashed)."""
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done, "photos compared")
+    return progress
+
+
 def run(args: argparse.Namespace) -> int:
     if args.project:
         return run_project(args)
@@ -100,7 +108,8 @@ def run_project(args: argparse.Namespace) -> int:
     if who not in authors:
         raise UserError(f"{project.root}: {who!r} has no annotations here ({', '.join(authors)})")
     with ProgressBar(1, "hash") as bar:
-        found = find_project_duplicates(project, who, mode=args.mode, progress=hashing_then_comparing(bar))
+        found = find_project_duplicates(project, who, mode=args.mode, progress=hashing_then_comparing(bar),
+                                        fields_progress=comparing_photos(bar))
     changed = mark_duplicates(project, who, found)
     dropped = sum(len(g.drop) for g in found.groups)
     print(f"{found.cells} cells of {who}: {len(found.groups)} seen more than once, {dropped} marked "

@@ -17,7 +17,7 @@ cell score 0.85-0.96 at the screening side; the best unrelated pair 0.76, with 8
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -143,24 +143,37 @@ def _correlator(photos: Sequence[FieldPhoto], side: int, rule: FieldRule,
     return _Correlator(views, rule.min_overlap, exclude_zero=not common)
 
 
-def find_overlaps(photos: Sequence[FieldPhoto], rule: FieldRule = FieldRule(), block: int = 256) -> list[FieldOverlap]:
+def find_overlaps(photos: Sequence[FieldPhoto], rule: FieldRule = FieldRule(), block: int = 256,
+                  progress: Callable[[int, int], None] | None = None) -> list[FieldOverlap]:
     """Every pair of photos (of one size, and of one smear where both say) that shows a shared
     stretch of smear.
 
     The screening compares every such pair: its cost grows with the square of the photos of one
     smear (benchmarks/dedup_accuracy.py: BCCD's 292 photos, which record no smear, in ~8 s).
+    ``progress(done, total)`` follows the photos screened.
     """
     by_size: dict[tuple[tuple[int, int], tuple[int, int]], list[FieldPhoto]] = {}
     for p in photos:
         by_size.setdefault((p.size, p.view.shape), []).append(p)
-    out = []
+    out: list[FieldOverlap] = []
+    done = 0
+
+    def screened() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(photos))
+
     for group in by_size.values():
-        if len(group) > 1:
-            out += _overlaps_among(group, rule, block)
+        out += _overlaps_among(group, rule, block, screened)
     return out
 
 
-def _overlaps_among(photos: Sequence[FieldPhoto], rule: FieldRule, block: int) -> list[FieldOverlap]:
+def _overlaps_among(photos: Sequence[FieldPhoto], rule: FieldRule, block: int,
+                    screened: Callable[[], None]) -> list[FieldOverlap]:
+    if len(photos) < 2:
+        screened()
+        return []
     screen = _correlator(photos, rule.screen_side, rule)
     smears = np.array([p.smear or "" for p in photos])
     candidates = []
@@ -172,6 +185,8 @@ def _overlaps_among(photos: Sequence[FieldPhoto], rule: FieldRule, block: int) -
             others = later[start:start + block]
             scores, _ = screen.best(i, others)
             candidates += [(i, int(j)) for j in others[scores >= rule.screen_ncc_at_least]]
+        screened()
+    screened()  # the last photo: compared with all the others already
     if not candidates:
         return []
     involved = sorted({k for pair in candidates for k in pair})
@@ -228,12 +243,13 @@ def _iou(a: Rect, b: Rect) -> float:
 
 
 def overlapping_cells(photos: Sequence[FieldPhoto], boxes: Mapping[str, Sequence[Box]],
-                      rule: FieldRule = FieldRule()) -> list[tuple[str, int, str, int, dict]]:
+                      rule: FieldRule = FieldRule(),
+                      progress: Callable[[int, int], None] | None = None) -> list[tuple[str, int, str, int, dict]]:
     """(photo a, cell index, photo b, cell index, evidence) for every cell two overlapping
     fields both show."""
     sizes = {p.name: p.size for p in photos}
     out = []
-    for overlap in find_overlaps(photos, rule):
+    for overlap in find_overlaps(photos, rule, progress=progress):
         for i, j, iou in same_cells(overlap, boxes.get(overlap.a, ()), boxes.get(overlap.b, ()),
                                     sizes[overlap.a], rule):
             out.append((overlap.a, i, overlap.b, j, {**overlap.evidence(), "box_iou": round(iou, 3)}))

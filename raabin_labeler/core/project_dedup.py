@@ -49,8 +49,12 @@ def _cells_of(annotation: ImageAnnotation) -> list[Cell]:
 
 def find_project_duplicates(project: Project, author: str, *, mode: dedup.Mode = "robust",
                             runner: Runner | None = None,
-                            progress: Callable[[int, int], None] | None = None) -> ProjectDuplicates:
-    """Search every cell of ``author`` for copies of one physical cell in other photos."""
+                            progress: Callable[[int, int], None] | None = None,
+                            fields_progress: Callable[[int, int], None] | None = None) -> ProjectDuplicates:
+    """Search every cell of ``author`` for copies of one physical cell in other photos.
+
+    ``progress`` follows the crops hashed, ``fields_progress`` the photos compared (robust mode).
+    """
     names: list[str] = []
     paths: list[str] = []
     photo_cells: dict[str, list[str]] = {}
@@ -82,7 +86,7 @@ def find_project_duplicates(project: Project, author: str, *, mode: dedup.Mode =
                 names.append(cell_ref(image, cell.id))
                 paths.append(str(path))
         linked = [(first_row[a] + i, first_row[b] + j, evidence)
-                  for a, i, b, j, evidence in fields.overlapping_cells(views, boxes)]
+                  for a, i, b, j, evidence in fields.overlapping_cells(views, boxes, progress=fields_progress)]
         groups = dedup.find_duplicates(paths, names, mode=mode, runner=runner, progress=progress,
                                        linked=linked, cut=cut) if paths else []
     dropped = {split_ref(d)[1]: split_ref(g.keep)[1] for g in groups for d in g.drop}

@@ -199,6 +199,9 @@ class DedupReviewView:
                 # the comparison after the last crop takes minutes at 40,000 crops: say it runs
                 then = "; comparing them…" if event.done >= event.total else ""
                 self.status.set(f"{job.name}: {event.done} / {event.total} crops hashed{then}")
+            elif isinstance(event, Progress) and event.item == "photos compared":  # robust: fields first
+                self.progress.configure(maximum=max(1, event.total), value=event.done)
+                self.status.set(f"{job.name}: {event.done} / {event.total} photos compared for overlapping fields")
             elif isinstance(event, ItemDone):
                 if event.outcome.error is not None:
                     self.status.set(f"{job.name} failed: {event.outcome.error}")

@@ -100,6 +100,27 @@ def test_find_review_split_swap_undo_and_open_a_cell(open_window, sample):
     assert window.controller.selected == target.cell_id
 
 
+def test_robust_search_says_it_compares_the_photos_then_finds_every_pair(open_window, sample):
+    window = open_window(sample, AUTHOR)
+    window.job_runner = lambda n: SyncRunner()
+    window.run("dedup.review")
+    view = window.dedup_review
+    wait_until(window.root, lambda: view.loaded)
+    view.author.set(AUTHOR)
+    view.author_box.event_generate("<<ComboboxSelected>>")
+    wait_until(window.root, lambda: view.loaded and view.ctl.author == AUTHOR)
+    assert view.mode.get() == "robust"
+    said: list[str] = []
+    view.status.trace_add("write", lambda *_: said.append(view.status.get()))
+    view.find_button.invoke()
+    wait_until(window.root, lambda: view.job is None and len(view.ctl.groups) == 12, timeout=30)
+    compared = [text for text in said if "photos compared for overlapping fields" in text]
+    assert compared and compared[-1].endswith("14 / 14 photos compared for overlapping fields")
+    assert any("crops hashed" in text for text in said[said.index(compared[-1]):])
+    evidence = [m.evidence for g in view.ctl.groups for m in g.members]
+    assert sum("field_ncc" in e for e in evidence) == 12  # each pair's photos overlap
+
+
 def test_each_tile_says_why_the_cell_was_grouped():
     """Hash distances and correlations, for shifted or border-cut copies the registration, and
     for cells found through their overlapping photos, the shift between them."""

@@ -717,15 +717,21 @@ def register_many(table: SignatureTable, a: np.ndarray, b: np.ndarray,
     return accepted, [f[1] for f in found]
 
 
-def resemble_many(table: SignatureTable, a: np.ndarray, b: np.ndarray,
-                  rule: RobustRule) -> list[tuple[bool, dict]]:
-    """The robust pair test for (a[k], b[k]) with evidence: correlation, else registration."""
+def distances(table: SignatureTable, a: np.ndarray, b: np.ndarray) -> list[dict]:
+    """Aligned-hash distances and patch correlations of the pairs (a[k], b[k]): the evidence
+    the review screen shows."""
     da = _popcount(table.aligned_ahash[a] ^ table.aligned_ahash[b]).tolist()
     dp = _popcount(table.aligned_phash[a] ^ table.aligned_phash[b]).tolist()
     grey, texture = (x.tolist() for x in patch_ncc(table.patches, a, b))
-    out = [(g >= rule.ncc_at_least and t >= rule.texture_at_least,
-            {"ahash": x, "phash": y, "ncc": round(g, 4), "texture_ncc": round(t, 4)})
-           for x, y, g, t in zip(da, dp, grey, texture)]
+    return [{"ahash": x, "phash": y, "ncc": round(g, 4), "texture_ncc": round(t, 4)}
+            for x, y, g, t in zip(da, dp, grey, texture)]
+
+
+def resemble_many(table: SignatureTable, a: np.ndarray, b: np.ndarray,
+                  rule: RobustRule) -> list[tuple[bool, dict]]:
+    """The robust pair test for (a[k], b[k]) with evidence: correlation, else registration."""
+    out = [(e["ncc"] >= rule.ncc_at_least and e["texture_ncc"] >= rule.texture_at_least, e)
+           for e in distances(table, a, b)]
     rest = [k for k, (ok, _) in enumerate(out) if not ok]
     if rest:
         registered, evidence = register_many(table, np.asarray(a)[rest], np.asarray(b)[rest],
@@ -846,8 +852,9 @@ def find_duplicates(paths: Sequence[str | Path], names: Sequence[str] | None = N
                 "texture_ncc": round(texture[k], 4), **(edges.registration[k] if edges.registration else {})})
         if linked:  # the crops' own distances too, for the review screen
             x, y = (np.array(v, np.int64) for v in zip(*[(a, b) for a, b, _ in linked]))
-            for (a, b, evidence), (_, measured) in zip(linked, resemble_many(table, x, y, robust_rule)):
-                tested[a, b] = tested[b, a] = (True, {**measured, **evidence})
+            for (a, b, evidence), measured in zip(linked, distances(table, x, y)):
+                known = tested.get((a, b), (True, measured))[1]  # an edge of the crops' own keeps its evidence
+                tested[a, b] = tested[b, a] = (True, {**known, **evidence})
 
     def accepts_pairs(pairs: list[tuple[int, int]]) -> list[bool]:
         test(pairs)

@@ -121,3 +121,15 @@ def test_progress_follows_every_photo_screened():
     seen = []
     fields.find_overlaps(photos, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_a_blank_stretch_of_slide_is_like_nothing():
+    """A field with one cell at its edge and a field of bare slide share nothing: the bare part
+    has no texture to correlate (it once scored 52 for an NCC bounded by 1)."""
+    few = slide(6)[:480, :640].copy()
+    few[:, 100:] = 215
+    bare = np.full((480, 640), 215, np.uint8)
+    assert fields.find_overlaps([fields.field_photo("few", few), fields.field_photo("bare", bare)]) == []
+    found = fields.find_overlaps([fields.field_photo(f"p{k}", slide(40 + k)[:480, :640]) for k in range(3)]
+                                 + [fields.field_photo("bare", bare)], fields.FieldRule(screen_ncc_at_least=-1, ncc_at_least=-1))
+    assert len(found) == 6 and all(-1 <= o.ncc <= 1.001 for o in found)

@@ -94,9 +94,10 @@ def band_pass(grey: np.ndarray, side: int) -> np.ndarray:
 class _Correlator:
     """Normalised cross-correlation over all shifts of equally sized views, via padded FFTs.
 
-    The normalisation is two per-photo factors (the energy of each view over the part shared at
-    each shift), with the shifts that share too little (or the zero shift) set to 0 in the
-    first: a pair then costs one inverse FFT and two products.
+    Zero-mean over the part the two views share at each shift (a smooth trend the band-pass
+    leaves, such as vignetting, is no likeness); a shared part with next to no texture (a blank
+    stretch of slide, band-passed RMS under half a grey level) scores 0. Each view's sums over
+    the shared part are computed once, so a pair costs one inverse FFT and a few products.
     """
 
     def __init__(self, views: np.ndarray, min_overlap: float, exclude_zero: bool):
@@ -106,19 +107,28 @@ class _Correlator:
         self.spectra = fft.rfft2(views, self.shape, workers=-1)
         ones = fft.rfft2(np.ones((h, w), np.float32), self.shape)
         squares = fft.rfft2(views * views, self.shape, workers=-1)
-        self.shared = fft.irfft2(np.conj(ones) * ones, self.shape) / (h * w)
+        count = np.maximum(np.rint(fft.irfft2(np.conj(ones) * ones, self.shape)), 1).astype(np.float32)
+        self.shared = count / (h * w)
         valid = self.shared >= min_overlap
         if exclude_zero:
             valid[np.ix_([-1, 0, 1], [-1, 0, 1])] = False
-        # 1 / √energy of the first view over the part it shares at each shift, and of the second
-        first = fft.irfft2(np.conj(squares) * ones, self.shape, workers=-1)
-        self.first = np.where(valid, 1 / np.sqrt(np.maximum(first, 1e-6)), 0).astype(np.float32)
-        second = fft.irfft2(np.conj(ones) * squares, self.shape, workers=-1)
-        self.second = (1 / np.sqrt(np.maximum(second, 1e-6))).astype(np.float32)
+        floor = count * _FLAT ** 2
+
+        def scale(sums: np.ndarray, energy: np.ndarray, where: np.ndarray) -> np.ndarray:
+            variance = energy - sums * sums / count
+            return np.where(where & (variance >= floor), 1 / np.sqrt(np.maximum(variance, floor)), 0).astype(np.float32)
+
+        # the first view's sums over the part it shares at each shift, and the second's
+        sums = fft.irfft2(np.conj(self.spectra) * ones, self.shape, workers=-1)
+        self.first = scale(sums, fft.irfft2(np.conj(squares) * ones, self.shape, workers=-1), valid)
+        self.first_mean = (sums / count).astype(np.float32)
+        self.second_sums = fft.irfft2(np.conj(ones) * self.spectra, self.shape, workers=-1)
+        self.second = scale(self.second_sums, fft.irfft2(np.conj(ones) * squares, self.shape, workers=-1), True)
 
     def best(self, i: int, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score, flat index of the best shift) of view i against each of ``others``."""
         ncc = fft.irfft2(np.conj(self.spectra[i])[None] * self.spectra[others], self.shape, workers=-1)
+        ncc -= self.first_mean[i] * self.second_sums[others]
         ncc *= self.second[others]
         ncc *= self.first[i]
         flat = ncc.reshape(len(others), -1)
@@ -131,6 +141,10 @@ class _Correlator:
         shared = float(self.shared[dy, dx])
         return (int(dx) - self.shape[1] if dx >= self.w else int(dx),
                 int(dy) - self.shape[0] if dy >= self.h else int(dy), shared)
+
+
+#: Band-passed RMS (grey levels) under which a shared part counts as blank.
+_FLAT = 0.5
 
 
 def _correlator(photos: Sequence[FieldPhoto], side: int, rule: FieldRule,

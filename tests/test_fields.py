@@ -133,3 +133,23 @@ def test_a_blank_stretch_of_slide_is_like_nothing():
     found = fields.find_overlaps([fields.field_photo(f"p{k}", slide(40 + k)[:480, :640]) for k in range(3)]
                                  + [fields.field_photo("bare", bare)], fields.FieldRule(screen_ncc_at_least=-1, ncc_at_least=-1))
     assert len(found) == 6 and all(-1 <= o.ncc <= 1.001 for o in found)
+
+
+def test_blocks_of_photos_find_what_one_block_finds(monkeypatch):
+    """Thousands of photos are screened and verified a block at a time (bounded memory)."""
+    smear = slide(7, 2000, 1400)
+    corners = [(0, 0), (300, 200), (1300, 0), (1350, 400), (600, 300), (20, 850), (700, 100), (1000, 500),
+               (100, 500)]
+    photos = [fields.field_photo(f"p{k}", smear[y:y + 480, x:x + 640]) for k, (x, y) in enumerate(corners)]
+    expected = {(f"p{a}", f"p{b}"): (xa - xb, ya - yb)
+                for a, (xa, ya) in enumerate(corners) for b, (xb, yb) in enumerate(corners)
+                if a < b and max(0, 640 - abs(xa - xb)) * max(0, 480 - abs(ya - yb)) >= 0.15 * 640 * 480}
+    whole = {(o.a, o.b): (o.dx, o.dy) for o in fields.find_overlaps(photos)}
+    assert len(expected) >= 8 and set(whole) == set(expected)
+    assert all(abs(whole[k][0] - expected[k][0]) <= 4 and abs(whole[k][1] - expected[k][1]) <= 4 for k in expected)
+    monkeypatch.setattr(fields, "SCREEN_BLOCK", 2)
+    monkeypatch.setattr(fields, "VERIFY_BLOCK", 2)
+    seen = []
+    blocked = {(o.a, o.b): (o.dx, o.dy) for o in fields.find_overlaps(photos, progress=lambda d, t: seen.append(d))}
+    assert blocked == whole
+    assert seen == list(range(1, 10))

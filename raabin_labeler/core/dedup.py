@@ -861,8 +861,9 @@ def find_duplicates(paths: Sequence[str | Path], names: Sequence[str] | None = N
         return [tested[p][0] for p in pairs]
 
     groups = []
-    for keeper, drop in keeper_groups(comps, sharp, cut=cut, accepts_pairs=accepts_pairs if mode == "robust" else None,
-                                      adjacency=adjacency if mode == "robust" else None):
+    robust = mode == "robust"
+    for keeper, drop in keeper_groups(comps, sharp, accepts_pairs=accepts_pairs if robust else None,
+                                      adjacency=adjacency if robust else None, cut=cut if robust else ()):
         evidence: dict = {"mode": mode,
                           "sharpness": {table.names[k]: round(sharp[k], 3) for k in [keeper, *drop]},
                           "distances": {}}

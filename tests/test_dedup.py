@@ -166,6 +166,12 @@ def test_sharpest_is_kept_and_chain_members_unlike_the_keeper_are_split():
     assert groups == [(1, [2, 0])]
 
 
+def test_a_whole_cell_is_kept_over_a_sharper_one_the_photo_border_cuts():
+    sharp = {0: 1.0, 1: 5.0, 2: 3.0}
+    assert dedup.keeper_groups([[0, 1, 2]], sharp, cut={1}) == [(2, [0, 1])]
+    assert dedup.keeper_groups([[0, 1, 2]], sharp, cut={0, 1, 2}) == [(1, [2, 0])]  # all cut: the sharpest
+
+
 def test_long_chains_are_tested_near_the_keeper_only_and_split_into_pieces():
     # 0-1-2-3-4-5 chain, sharpest first; every crop resembles its chain neighbours only
     sharp = {k: 10.0 - k for k in range(6)}

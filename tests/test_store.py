@@ -223,3 +223,21 @@ def test_deeply_nested_json_is_a_clear_error(tmp_path):
     path.write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(StoreError, match=str(path).replace("\\", "\\\\")):
         load_annotation(path)
+
+
+def test_saves_keep_the_files_readable_by_the_other_experts(tmp_path):
+    """A shared project folder: a new file gets the umask's permissions, a saved-over file keeps
+    its own (the private temporary file's 0600 once leaked into every save)."""
+    import stat
+
+    from raabin_labeler.core import store
+
+    new_file = 0o666 & ~store._UMASK
+    save_annotation(tmp_path / "new.json", sample_annotation())
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == new_file
+    (tmp_path / "group.json").write_text("{}")
+    (tmp_path / "group.json").chmod(0o664)
+    save_annotation(tmp_path / "group.json", sample_annotation(), overwrite_broken=True)
+    assert stat.S_IMODE((tmp_path / "group.json").stat().st_mode) == 0o664
+    store.atomic_write_bytes(tmp_path / "mask.png", b"\x89PNG")
+    assert stat.S_IMODE((tmp_path / "mask.png").stat().st_mode) == new_file

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -16,6 +14,7 @@ from typing import Callable
 from raabin_labeler.core import dedup
 from raabin_labeler.core.project import CONSENSUS, DETECTOR, Project
 from raabin_labeler.core.project_dedup import find_project_duplicates, mark_duplicates
+from raabin_labeler.core.store import atomic_write_text
 from raabin_labeler.errors import UserError
 from raabin_labeler.progress import ProgressBar
 
@@ -50,19 +49,7 @@ def crop_files(folder: Path, pattern: str = "*") -> list[Path]:
 
 
 def write_report(path: Path, groups: list[dedup.DuplicateGroup]) -> None:
-    """Atomic write: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump([asdict(g) for g in groups], fh, indent=1)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps([asdict(g) for g in groups], indent=1) + "\n", keep_backup=False)
 
 
 def hashing_then_comparing(bar: ProgressBar) -> Callable[[int, int], None]:

@@ -19,8 +19,6 @@ Writes are atomic like every other project file (temporary file, fsync, ``os.rep
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
@@ -32,6 +30,7 @@ from .annotation import Cell
 from .nucleus import BACKGROUND, CYTOPLASM, NUCLEUS
 from .project import Project, check_author_id
 from .paths import safe_relative
+from .store import atomic_write_bytes
 
 STATUS_KEY = "mask_status"
 THRESHOLD_KEY = "nucleus_threshold"
@@ -100,22 +99,6 @@ def check_mask(mask: np.ndarray, cell: Cell) -> np.ndarray:
     return mask
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """``path`` is always the old or the new file: temporary file in the folder, fsync, replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-
-
 def save_cell_mask(project: Project, author: str, image: str, cell: Cell, mask: np.ndarray, *,
                    threshold: int | None, outline: Sequence[tuple[float, float]] | None,
                    status: str, channel: str | None = None) -> Cell:
@@ -132,7 +115,7 @@ def save_cell_mask(project: Project, author: str, image: str, cell: Cell, mask: 
     buffer = io.BytesIO()
     Image.fromarray(mask, mode="L").save(buffer, format="PNG", optimize=False, compress_level=6)
     try:
-        write_bytes_atomic(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
     except OSError as exc:
         raise MaskError(path, f"cannot be saved: {exc.strerror or exc}") from None
     extra = {k: v for k, v in cell.extra.items() if k not in (THRESHOLD_KEY, CHANNEL_KEY, OUTLINE_KEY)}

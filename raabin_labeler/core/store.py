@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -52,19 +53,32 @@ def _keep_backup(path: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str, *, keep_backup: bool = True) -> None:
-    """Write ``text`` so that ``path`` is always either the old or the new version.
+    """Write ``text`` (UTF-8) so that ``path`` is always either the old or the new version."""
+    atomic_write_bytes(path, text.encode("utf-8"), keep_backup=keep_backup)
 
-    The folder itself is not fsynced: after a power cut the rename may be undone, which leaves
-    the previous version, still a whole file; fsyncing it too doubled the time of big imports.
+
+def atomic_write_bytes(path: Path, data: bytes, *, keep_backup: bool = False) -> None:
+    """Write ``data`` so that ``path`` is always either the old or the new version.
+
+    The new file gets the old one's permissions, or the umask's for a new file: the temporary
+    file is private (0600), and left so every save made a shared project folder unreadable to
+    the other experts. The folder itself is not fsynced: after a power cut the rename may be
+    undone, which leaves the previous version, still a whole file; fsyncing it too doubled the
+    time of big imports.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_UMASK
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode)
         if keep_backup and path.exists():
             _keep_backup(path)
         os.replace(tmp_name, path)
@@ -72,6 +86,16 @@ def atomic_write_text(path: Path, text: str, *, keep_backup: bool = True) -> Non
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
+
+
+def _read_umask() -> int:
+    """The process's umask (set and restored once, at import: os.umask has no read-only form)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def _one_line(value: Any) -> str:

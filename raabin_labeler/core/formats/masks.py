@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ...errors import UserError
-from ..masks import MaskError, load_cell_mask, mask_status, saved_threshold, write_bytes_atomic
+from ..masks import MaskError, load_cell_mask, mask_status, saved_threshold
+from ..store import atomic_write_bytes
 from ..project import Project
 from ..store import atomic_write_text
 from .common import ExportItem, category_of
@@ -44,7 +45,7 @@ def write(project: Project, items: list[ExportItem], out: Path, advance: Callabl
     done_photos: set[str] = set()
     for row, source in planned:
         if source is not None:
-            write_bytes_atomic(out / str(row["mask"]), source.read_bytes())
+            atomic_write_bytes(out / str(row["mask"]), source.read_bytes())
             written += 1
         if row["photo"] not in done_photos:
             done_photos.add(str(row["photo"]))

@@ -160,6 +160,23 @@ class LabelingController:
                 others[author] = ann
         return others
 
+    def photo_unreadable(self, problem: FileProblem) -> bool:
+        """The current photo's pixels cannot be decoded, although its header could be read (a
+        truncated file): nothing can be labeled on it. Returns whether this was news.
+
+        The annotation file is left as it is; edits made before the decoder gave up are saved.
+        """
+        image = self.image
+        if image is None or self.problem is not None:
+            return False
+        self.problem = problem
+        self.annotation = None
+        self.selected = None
+        self.chord_parent = None
+        self._statuses[image] = PhotoStatus("unreadable")
+        self._notify("photo")
+        return True
+
     def restore_backup(self) -> bool:
         """Replace a broken annotation file by its backup (the broken one is kept aside)."""
         from ..core.store import backup_path, load_annotation
@@ -225,7 +242,10 @@ class LabelingController:
 
     def open_proposals(self) -> list[Cell]:
         """Detector cells the expert has not handled yet: not accepted, labeled or rejected,
-        and not already covered by a box of the expert's own (IoU ≥ 0.5, FORMAT.md matching)."""
+        and not already covered by a box of the expert's own (IoU ≥ 0.5, FORMAT.md matching).
+        None while the photo or its file cannot be used: they could not be accepted."""
+        if self.problem is not None:
+            return []
         return unhandled_proposals(self.proposals, self.cells())
 
     def reload_proposals(self) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..core.imageio import DEFAULT_MAX_PIXELS, ImageError, open_image, open_reduced
+from ..errors import FileProblem
 
 PREVIEW_SIDE = 1100  # a 4160 px photo decodes at 1/4 (1040 px) straight from the JPEG
 
@@ -29,7 +30,7 @@ class Pyramid:
     path: Path
     levels: list[tuple[float, Image.Image]] = field(default_factory=list)
     full_size: tuple[int, int] | None = None
-    error: str | None = None
+    error: FileProblem | None = None  # the pixels cannot be decoded (the header may have been fine)
     complete: bool = False
 
     def best_for(self, zoom: float) -> tuple[float, Image.Image] | None:
@@ -98,9 +99,9 @@ class PhotoCache:
                 pyramid.levels = levels
             pyramid.complete = True
         except ImageError as exc:
-            pyramid.error = str(exc)
+            pyramid.error = exc
         except Exception as exc:  # report, never let a worker die silently
-            pyramid.error = f"{pyramid.path}: cannot be shown: {exc}"
+            pyramid.error = FileProblem(pyramid.path, f"cannot be shown: {exc}")
         self.ready.put(pyramid.path)
 
     def close(self) -> None:

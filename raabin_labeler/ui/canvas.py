@@ -132,7 +132,7 @@ class PhotoCanvas(tk.Canvas):
     def set_pyramid(self, pyramid: Pyramid | None, render: bool = True) -> None:
         self.pyramid = pyramid
         self._rendered_key = None
-        if render:
+        if render or (pyramid is not None and pyramid.error is not None):  # a broken photo: clear the last one
             self.refresh(photo=True)
 
     def refresh(self, photo: bool = False) -> None:
@@ -150,8 +150,14 @@ class PhotoCanvas(tk.Canvas):
         size = self.image_size()
         pyramid = self.pyramid
         cw, ch = self._size()
+        if pyramid is not None and pyramid.error is not None:  # no photo: not the previous one either
+            self.delete("photo")
+            self._photo_item = None
+            self._rendered_key = None
+            self._show_message(self.message or str(pyramid.error))
+            return
         if pyramid is None or not pyramid.levels or size is None:
-            self._show_message(pyramid.error if pyramid and pyramid.error else self.message)
+            self._show_message(self.message)
             return
         self._show_message(self.message)
         region = self.view.visible_region(cw, ch, *size)
@@ -199,11 +205,16 @@ class PhotoCanvas(tk.Canvas):
         self._render_photo(detail=True)
 
     def _show_message(self, text: str | None) -> None:
+        """A problem with the photo or its file, on a solid backing: readable over any smear."""
         self.delete("message")
         if text:
             cw, ch = self._size()
-            self.create_text(cw / 2, ch / 2, text=text, fill="#f0c0c0", width=cw * 0.8,
-                             font=("TkDefaultFont", 12), tags=("message",))
+            item = self.create_text(cw / 2, ch / 2, text=text, fill="#ffd0d0", width=cw * 0.8,
+                                    font=("TkDefaultFont", 12), tags=("message",))
+            x1, y1, x2, y2 = self.bbox(item)
+            backing = self.create_rectangle(x1 - 12, y1 - 8, x2 + 12, y2 + 8, fill="#2a1414", outline="#c04040",
+                                            tags=("message",))
+            self.tag_lower(backing, item)
 
     def _style(self, cell: Cell, proposal: bool) -> tuple:
         selected = cell.id == self.controller.selected

@@ -406,6 +406,8 @@ class MainWindow:
             return
         path = c.project.image_path(image)
         pyramid = self.cache.request(path)
+        if pyramid.error is not None and c.photo_unreadable(pyramid.error):
+            return  # shown again, as unreadable
         for ahead in c.images[c.index + 1:c.index + 1 + PREFETCH]:
             self.cache.request(c.project.image_path(ahead))
         self.canvas.message = None if c.problem is None else str(c.problem)
@@ -488,8 +490,11 @@ class MainWindow:
                 except Exception:
                     break
                 if path == current:  # a decode for a photo the user left is simply kept cached
-                    self.canvas.set_pyramid(self.canvas.pyramid)
-                    self.magnifier.refresh(self.canvas.pyramid)
+                    pyramid = self.canvas.pyramid
+                    if pyramid.error is not None and self.controller.photo_unreadable(pyramid.error):
+                        continue
+                    self.canvas.set_pyramid(pyramid)
+                    self.magnifier.refresh(pyramid)
         finally:
             if self.root.winfo_exists():
                 self._poll_job = self.root.after(POLL_MS, self._poll)

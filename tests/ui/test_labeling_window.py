@@ -105,6 +105,31 @@ def test_a_broken_expert_file_is_reported_left_untouched_and_work_goes_on(open_w
     assert path.read_text() == '{"format": "raabin-labeler/1", "cells": ['
 
 
+def test_a_truncated_photo_is_shown_as_unreadable_not_as_the_previous_photo(open_window, small_project):
+    """Its header reads (so the size is known) but its pixels do not decode."""
+    path = small_project.image_path("field-2.jpg")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    window = open_window(small_project)
+    assert window.canvas._photo_item is not None
+    key(window.canvas, "<Next>")
+    wait_until(window.root, lambda: window.controller.problem is not None)
+    window.root.update()
+    assert window.controller.image == "field-2.jpg"
+    assert window.canvas._photo_item is None and not window.canvas.find_withtag("photo")  # field-1 is gone
+    message = window.canvas.find_withtag("message")
+    assert any("field-2.jpg" in window.canvas.itemcget(i, "text") for i in message
+               if window.canvas.type(i) == "text")
+    drag(window.canvas, screen(window, 100, 100), screen(window, 200, 200))  # nothing to label on
+    window.canvas.event_generate("<Control-ButtonPress-1>", x=150, y=150, state=0x4)
+    assert window.controller.cells() == () and window.controller.open_proposals() == []
+    assert window.controller.photo_status("field-2.jpg").state == "unreadable"
+    window.controller.autosaver.flush()
+    assert not small_project.annotation_path("expert-a", "field-2.jpg").exists()
+    key(window.canvas, "<Next>")  # the next photo works as ever
+    wait_until(window.root, lambda: window.canvas._photo_item is not None)
+    assert window.controller.image == "field-3.jpg" and window.controller.problem is None
+
+
 def test_labeling_a_real_bccd_photo(open_window, tmp_path, bccd):
     photos = tmp_path / "bccd"
     photos.mkdir()

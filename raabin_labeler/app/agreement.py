@@ -3,8 +3,8 @@
 Threading: ``read_pairs`` and ``thumbnail`` read files and may run in a worker; everything else
 is cheap and meant for the Tk thread. Typical use by the view:
 
-    pairs = AgreementController.read_pairs(project, a, b, progress)   # in a worker
-    ctl.set_images(pairs)                                              # on the Tk thread
+    pairs, left_out = AgreementController.read_pairs(project, a, b, progress)   # in a worker
+    ctl.set_images(pairs, left_out)                                              # on the Tk thread
     draw_heatmap(ctl.matrix, figure); ctl.figures.lines()
     row_col = ctl.cell_at(event.xdata, event.ydata); ctl.gallery(*row_col)
     session = ctl.start_adjudication("lead")
@@ -24,6 +24,7 @@ from ..core.agreement import (
 from ..core.consensus import AdjudicationSession
 from ..core.imageio import crop_square, open_reduced
 from ..core.project import CONSENSUS, DETECTOR, Project
+from ..core.store import StoreError
 from ..errors import UserError
 
 THUMBNAIL = 128  # px, side of a gallery thumbnail
@@ -41,6 +42,7 @@ class AgreementController:
     def __init__(self, project: Project, expert_a: str, expert_b: str):
         self.project, self.expert_a, self.expert_b = project, expert_a, expert_b
         self.images: list[PairedImage] = []
+        self.left_out: list[StoreError] = []  # files that could not be read: their photos are not counted
         self.filter = PhotoFilter()
         self.level = "leaf"
         self._matrices: dict[str, ConfusionMatrix] = {}
@@ -50,15 +52,18 @@ class AgreementController:
     # -- data ------------------------------------------------------------------------------
     @staticmethod
     def read_pairs(project: Project, expert_a: str, expert_b: str,
-                   progress: ProgressFn = no_progress) -> list[PairedImage]:
-        """Read and pair both experts' files (slow part: run it off the Tk thread)."""
-        return pair_experts(project, expert_a, expert_b, progress=progress)
+                   progress: ProgressFn = no_progress) -> tuple[list[PairedImage], list[StoreError]]:
+        """Read and pair both experts' files (slow part: run it off the Tk thread); the files
+        that cannot be read come back beside the pairs, their photos left out."""
+        left_out: list[StoreError] = []
+        return pair_experts(project, expert_a, expert_b, progress=progress, left_out=left_out), left_out
 
     def load(self, progress: ProgressFn = no_progress) -> None:
-        self.set_images(self.read_pairs(self.project, self.expert_a, self.expert_b, progress))
+        self.set_images(*self.read_pairs(self.project, self.expert_a, self.expert_b, progress))
 
-    def set_images(self, images: list[PairedImage]) -> None:
+    def set_images(self, images: list[PairedImage], left_out: list[StoreError] = ()) -> None:
         self.images = images
+        self.left_out = list(left_out)
         self._matrices.clear()
 
     # -- filters and level -------------------------------------------------------------------

@@ -246,8 +246,13 @@ def _merged(a: Acquisition, b: Acquisition) -> Acquisition:
 
 
 def pair_experts(project: Project, expert_a: str, expert_b: str, images: Iterable[str] | None = None,
-                 progress: ProgressFn = no_progress) -> list[PairedImage]:
-    """Every photo either expert has a file for, with its cells paired. Reads files only."""
+                 progress: ProgressFn = no_progress,
+                 left_out: list[StoreError] | None = None) -> list[PairedImage]:
+    """Every photo either expert has a file for, with its cells paired. Reads files only.
+
+    A file that cannot be read stops the pairing with its error, or, given a ``left_out`` list,
+    is recorded there and its photo left out (the window shows the rest, and says so).
+    """
     if expert_a == expert_b:
         raise UserError(f"compare two different experts, not {expert_a} with itself")
     known = project.authors()
@@ -259,7 +264,13 @@ def pair_experts(project: Project, expert_a: str, expert_b: str, images: Iterabl
     out = []
     for i, image in enumerate(todo):
         progress("reading", i, len(todo), image)
-        paired = pair_image(project, expert_a, expert_b, image)
+        try:
+            paired = pair_image(project, expert_a, expert_b, image)
+        except StoreError as exc:
+            if left_out is None:
+                raise
+            left_out.append(exc)
+            continue
         if paired is not None:
             out.append(paired)
     progress("reading", len(todo), len(todo), "")

@@ -340,19 +340,21 @@ class AgreementView:
         project, a, b = self.project, ctl.expert_a, ctl.expert_b
         self.tasks.start("refresh", lambda post, cancel: AgreementController.read_pairs(project, a, b))
 
-    def _refreshed(self, pairs) -> None:
+    def _refreshed(self, read) -> None:
         ctl = self.ctl
+        pairs, left_out = read
         if ctl is None or not self.loaded or self.session is not None:
             return
-        if len(pairs) == len(ctl.images) and all(p is q for p, q in zip(pairs, ctl.images)):
+        if (len(pairs) == len(ctl.images) and all(p is q for p, q in zip(pairs, ctl.images))
+                and [str(e) for e in left_out] == [str(e) for e in ctl.left_out]):
             return  # nothing changed: keep the gallery the user is looking at
         self._pending = AgreementController(self.project, ctl.expert_a, ctl.expert_b)
-        self._loaded(pairs)
+        self._loaded(read)
         self.status.set(f"{self.status.get()} (updated with the experts' latest edits)")
 
-    def _loaded(self, pairs) -> None:
+    def _loaded(self, read) -> None:
         self.ctl = self._pending
-        self.ctl.set_images(pairs)
+        self.ctl.set_images(*read)
         choices = self.ctl.choices()
         for name, box in self.filter_boxes.items():
             box.configure(values=[ANY, *choices[name]])
@@ -402,13 +404,17 @@ class AgreementView:
         theirs = ctl.figures_at(other)
         lines = [f"{ctl.expert_a} (rows) vs {ctl.expert_b} (columns), {ctl.level} level", "",
                  *ctl.summary().lines(), "", *ctl.figures.lines()]
+        if ctl.left_out:  # counted nowhere until the file is mended: say which and why
+            lines = [f"{len(ctl.left_out)} file(s) could not be read; their photos are left out:",
+                     *(f"  {problem}" for problem in ctl.left_out), "", *lines]
         if theirs.n:
             lines += ["", f"at {other} level: observed agreement {theirs.observed:.1%}, kappa {theirs.kappa:.3f} "
                           f"(95% CI {theirs.ci_low:.3f} to {theirs.ci_high:.3f})"]
         self._set_figures_text("\n".join(lines))
         self._clear_gallery("Click a matrix cell to see its crops.")
         shown = len(ctl.visible_images)
-        self.status.set(f"{shown} photo(s) shown of {len(ctl.images)}; {ctl.matrix.total} cells in the matrix")
+        left_out = f"; {len(ctl.left_out)} unreadable file(s) left out" if ctl.left_out else ""
+        self.status.set(f"{shown} photo(s) shown of {len(ctl.images)}; {ctl.matrix.total} cells in the matrix{left_out}")
 
     def _matrix_clicked(self, event) -> None:
         if self.ctl is None or self._heat_axes is None or event.inaxes is not self._heat_axes:

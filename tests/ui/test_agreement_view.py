@@ -184,7 +184,7 @@ def test_adjudicate_with_label_keys_undo_and_send_back_reach_the_consensus_file(
     assert classes == ["Lymphocyte", "Lymphocyte", "Monocyte", "Neutrophil", "Neutrophil"]
 
 
-def test_a_broken_expert_file_is_named_in_the_view_and_nothing_crashes(open_window, two_expert_project):
+def test_a_broken_expert_file_is_named_and_left_out_and_the_rest_is_compared(open_window, two_expert_project):
     project = two_expert_project
     broken = project.annotation_path("B", "img2.jpg")
     broken.write_text("{ not json")
@@ -192,8 +192,12 @@ def test_a_broken_expert_file_is_named_in_the_view_and_nothing_crashes(open_wind
     window.run("agreement.open")
     view = window.agreement_view
     wait_until(window.root, lambda: not view.tasks.busy("load"))
-    assert not view.loaded and view.ctl is None
-    assert str(broken) in view.status.get() and str(broken) in view.figures_text.get("1.0", "end")
+    # the other photos are compared; the broken file is named, its photo left out, not counted
+    assert view.loaded and [p.image for p in view.ctl.images] == [i for i in project.images() if i != "img2.jpg"]
+    assert view.ctl.matrix.total > 0
+    assert "1 unreadable file(s) left out" in view.status.get()
+    assert str(broken) in view.figures_text.get("1.0", "end")
+    assert broken.read_text() == "{ not json"
     # choosing the same expert twice asks for two different ones instead of reading anything
     view.expert_b.set("A")
     view.reload()

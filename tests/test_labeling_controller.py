@@ -306,13 +306,30 @@ def test_keys_without_a_selection_or_label_do_nothing(ctl, three_cells):
     assert all(label_of(ctl, c) is None for c in three_cells)
 
 
-def test_selecting_another_cell_cancels_a_pending_chord(ctl, three_cells):
+def test_a_class_key_typed_before_selecting_another_cell_stands(ctl, three_cells):
+    """As after the pause: a keystroke is never dropped without a word."""
     ctl.label_key("1")
     ctl.select(three_cells[2])
-    assert ctl.chord_parent is None
+    assert ctl.chord_parent is None and ctl.selected == three_cells[2]
     ctl.label_key("2")
     assert ctl.commit_chord() == "lymphocyte"
-    assert label_of(ctl, three_cells[0]) is None and label_of(ctl, three_cells[2]) == "lymphocyte"
+    assert label_of(ctl, three_cells[0]) == "neutrophil" and label_of(ctl, three_cells[2]) == "lymphocyte"
+
+
+def test_a_class_key_typed_before_the_next_photo_stands(ctl, three_cells):
+    ctl.label_key("1")
+    ctl.next_photo()
+    ctl.open_image("s1/p1.jpg")
+    assert label_of(ctl, three_cells[0]) == "neutrophil"
+
+
+def test_after_the_last_cell_is_labeled_no_cell_stays_selected(ctl, three_cells):
+    for digit in "345":
+        ctl.label_key(digit)
+    assert [label_of(ctl, c) for c in three_cells] == ["monocyte", "eosinophil", "basophil"]
+    assert ctl.selected is None
+    ctl.label_key("4")  # typed ahead: changes nothing
+    assert [label_of(ctl, c) for c in three_cells] == ["monocyte", "eosinophil", "basophil"]
 
 
 def test_labeling_advances_to_the_next_unlabeled_cell_in_reading_order(ctl, three_cells):
@@ -322,7 +339,7 @@ def test_labeling_advances_to_the_next_unlabeled_cell_in_reading_order(ctl, thre
     ctl.label_key("3")
     assert ctl.selected == three_cells[2]  # skips the labeled middle cell
     ctl.label_key("0")
-    assert ctl.selected == three_cells[2]  # nothing left unlabeled: stays
+    assert ctl.selected is None  # nothing left unlabeled: a digit typed ahead changes nothing
     settle(ctl)
     assert [c.label for c in on_disk(ctl, "s1/p1.jpg").cells] == ["monocyte", "basophil", "not_recognized"]
 
@@ -383,6 +400,18 @@ def test_reject_keeps_the_proposal_in_the_experts_file_marked_rejected(ctl, proj
     assert "d-1" not in {c.id for c in ctl.visible_cells()}
     assert project.load(DETECTOR, "s1/p0.jpg").cell("d-1").rejected is False
     assert ctl.annotation.labeled_count() == 0
+
+
+def test_reject_moves_on_to_the_next_cell_still_to_label_not_a_labeled_one(ctl):
+    """Reading order wraps: after rejecting the last proposal, the labeled first cell must not
+    take the selection (a digit typed next would silently relabel it)."""
+    ctl.select("d-1")
+    ctl.label_key("3")  # d-1 labeled monocyte; d-2 selected
+    assert ctl.selected == "d-2"
+    ctl.reject_selected()
+    assert ctl.selected is None  # nothing left to do on this photo
+    ctl.label_key("4")
+    assert ctl.annotation.cell("d-1").label == "monocyte"
 
 
 def test_delete_on_a_proposal_rejects_it_instead_of_losing_it(ctl):

@@ -90,7 +90,7 @@ class LabelingController:
         """Show photo ``index``; returns False (with ``problem`` set) when its file is broken."""
         if not 0 <= index < len(self.images):
             return False
-        self.chord_parent = None
+        self.commit_chord()  # a class key typed just before leaving the photo stands
         self._account_time()
         self.index = index
         self.selected = None
@@ -321,7 +321,8 @@ class LabelingController:
 
     def select(self, cell_id: str | None) -> None:
         if cell_id != self.selected:
-            self.chord_parent = None
+            if self.chord_parent is not None:  # the class typed for the cell being left stands,
+                self.commit_chord()            # as after the pause: no keystroke silently lost
             self.selected = cell_id
             self._notify("selection")
 
@@ -449,7 +450,12 @@ class LabelingController:
         annotation, cell = adopted
         if not (cell.source or "").startswith("detector"):
             return
-        self._commit(annotation.with_cell(cell.edited(rejected=True, label=None)), self._cell_after(cell.id))
+        if not self.advance_after_label:
+            self._commit(annotation.with_cell(cell.edited(rejected=True, label=None)), self._cell_after(cell.id))
+            return
+        order = geometry.reading_order(self.visible_cells())
+        self._commit(annotation.with_cell(cell.edited(rejected=True, label=None)), cell.id)
+        self.select_next_unlabeled(order)  # like a label: on to the next cell still to do
 
     def replace_cell(self, cell: Cell) -> None:
         """Commit an edited copy of a cell (the nucleus panel's mask) as one undoable step.
@@ -466,15 +472,21 @@ class LabelingController:
                 self.selected = cell.id
                 return
 
-    def select_next_unlabeled(self) -> None:
-        order = geometry.reading_order(self.visible_cells())
+    def select_next_unlabeled(self, order: list[Cell] | None = None) -> None:
+        """The next cell still to label after the selected one (reading order, wrapping); no
+        selection when none is left, so a label key typed ahead changes nothing.
+
+        ``order``: the reading order from before an edit that hid the selected cell (a reject).
+        """
+        order = geometry.reading_order(self.visible_cells()) if order is None else order
         ids = [c.id for c in order]
         start = ids.index(self.selected) + 1 if self.selected in ids else 0
         for cell in order[start:] + order[:start]:
             found = self.find(cell.id)
-            if found and (found[1] or not found[0].label):
+            if found and (found[1] or not (found[0].label or found[0].rejected)):
                 self.select(cell.id)
                 return
+        self.select(None)
 
     # -- label keys: a digit, then a second digit for a sub-type ------------------------------
     def label_key(self, key: str) -> str | None:

@@ -138,13 +138,14 @@ def test_labeling_a_real_bccd_photo(open_window, tmp_path, bccd):
     window = open_window(project)
     # the WBC of this photo is at 260,177 – 491,376 (BCCD's own box)
     drag(window.canvas, screen(window, 260, 177), screen(window, 491, 376))
+    assert window.magnifier._key is not None  # the magnifier shows the selected cell
     key(window.canvas, "<Key-1>")
     key(window.canvas, "<Key-1>")
     window.controller.autosaver.flush()
     (cell,) = load_annotation(project.annotation_path("expert-a", "BloodImage_00000.jpg")).cells
     assert cell.label == "neutrophil.mature"
     assert max(abs(a - b) for a, b in zip(cell.box.as_list(), [260, 177, 491, 376])) <= 2
-    assert window.magnifier._key is not None  # the magnifier shows the selected cell
+    assert window.controller.selected is None  # the photo's only cell is done
 
 
 KILLED_SESSION = textwrap.dedent("""

@@ -43,12 +43,14 @@ def evidence_text(member: Member) -> str:
     lines = [f"aHash {e['ahash']} · pHash {e['phash']}" if "ahash" in e else ""]
     if "ncc" in e:
         lines.append(f"NCC {e['ncc']:.3f} · texture {e.get('texture_ncc', float('nan')):.3f}")
+    # lines short enough for a tile (TILE_WIDTH): a wider one pushed the group's buttons off screen
     if "reg_ncc" in e:  # confirmed by registration: the crops were shifted or cut differently
-        lines.append(f"{e.get('inliers', 0)} keypoints agree · scale {e.get('scale', 1.0):.2f} · "
-                     f"overlap NCC {e['reg_ncc']:.3f}")
+        lines.append(f"{e.get('inliers', 0)} keypoints agree · scale {e.get('scale', 1.0):.2f}")
+        lines.append(f"overlap NCC {e['reg_ncc']:.3f}")
     if "field_ncc" in e:  # the two photos overlap and show the cell at one place
         dx, dy = e["shift"]
-        lines.append(f"same field: photos {dx:+d}, {dy:+d} px apart · NCC {e['field_ncc']:.3f}")
+        lines.append(f"same field · NCC {e['field_ncc']:.3f}")
+        lines.append(f"photos {dx:+d}, {dy:+d} px apart")
     return "\n".join(line for line in lines if line)
 
 
@@ -314,7 +316,7 @@ class DedupReviewView:
         if kept:
             ttk.Label(tile, text="kept", style="Kept.TLabel").pack()
         else:
-            ttk.Label(tile, text=evidence_text(member), justify="center").pack()
+            ttk.Label(tile, text=evidence_text(member), justify="center", wraplength=TILE_WIDTH - 10).pack()
         sharp = tk.StringVar(value=self._sharpness_text(member.ref))
         self._sharp_labels.setdefault(member.ref, []).append(sharp)
         ttk.Label(tile, textvariable=sharp).pack()

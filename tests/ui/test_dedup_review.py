@@ -11,7 +11,7 @@ from raabin_labeler.core.jobs import SyncRunner
 from raabin_labeler.core.paths import SAMPLE_PROJECT_DIR
 from raabin_labeler.core.project import DETECTOR, Project
 from raabin_labeler.core.project_dedup import DECISION, NOT_DUPLICATE, split_ref
-from raabin_labeler.ui.dedup_review import KEPT_COLOUR
+from raabin_labeler.ui.dedup_review import KEPT_COLOUR, TILE_WIDTH
 
 from .conftest import wait_until
 
@@ -119,6 +119,10 @@ def test_robust_search_says_it_compares_the_photos_then_finds_every_pair(open_wi
     assert any("crops hashed" in text for text in said[said.index(compared[-1]):])
     evidence = [m.evidence for g in view.ctl.groups for m in g.members]
     assert sum("field_ncc" in e for e in evidence) == 12  # each pair's photos overlap
+    # the layout counts TILE_WIDTH a tile: wider evidence text once pushed buttons off screen
+    window.root.update()
+    tiles = [buttons_[0].master for buttons_ in view._crop_buttons.values()]
+    assert tiles and max(t.winfo_reqwidth() for t in tiles) <= TILE_WIDTH
 
 
 def test_each_tile_says_why_the_cell_was_grouped():
@@ -134,8 +138,8 @@ def test_each_tile_says_why_the_cell_was_grouped():
     assert evidence_text(correlated) == "aHash 3 · pHash 8\nNCC 0.970 · texture 0.610"
     registered = member({"ahash": 21, "phash": 30, "ncc": 0.41, "texture_ncc": 0.1,
                          "inliers": 23, "scale": 0.97, "reg_ncc": 0.962})
-    assert evidence_text(registered).splitlines()[-1] == "23 keypoints agree · scale 0.97 · overlap NCC 0.962"
+    assert evidence_text(registered).splitlines()[-2:] == ["23 keypoints agree · scale 0.97", "overlap NCC 0.962"]
     field = member({"ahash": 30, "phash": 32, "ncc": 0.2, "texture_ncc": 0.05, "photos": ["a.jpg", "b.jpg"],
                     "shift": [20, -358], "field_ncc": 0.9491, "field_overlap": 0.25, "box_iou": 0.93})
-    assert evidence_text(field).splitlines()[-1] == "same field: photos +20, -358 px apart · NCC 0.949"
+    assert evidence_text(field).splitlines()[-2:] == ["same field · NCC 0.949", "photos +20, -358 px apart"]
     assert evidence_text(member({})) == "distance to the keeper\nnot measured"

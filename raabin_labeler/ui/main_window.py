@@ -59,6 +59,7 @@ class MainWindow:
         self._poll_job: str | None = None
         self._status_text = tk.StringVar(value="")
         self._note = tk.StringVar(value="")
+        self._photo_note = ""  # the note that names the shown photo's problem, cleared with it
         root.report_callback_exception = self._callback_exception
         self._build()
         self._register_commands()
@@ -404,6 +405,8 @@ class MainWindow:
         image = c.image
         if image is None:
             return
+        if self._note.get() == self._photo_note:  # the last photo's problem is not this one's
+            self.note("")
         path = c.project.image_path(image)
         pyramid = self.cache.request(path)
         if pyramid.error is not None and c.photo_unreadable(pyramid.error):
@@ -438,6 +441,7 @@ class MainWindow:
         if problem is None:
             return
         self.note(str(problem))
+        self._photo_note = str(problem)
         if not isinstance(problem, FileProblem) or not str(problem.path).endswith(".json"):
             return
         from ..core.store import backup_path

@@ -103,6 +103,7 @@ def test_a_broken_expert_file_is_reported_left_untouched_and_work_goes_on(open_w
     key(window.canvas, "<Next>")
     assert window.controller.image == "field-3.jpg"
     assert path.read_text() == '{"format": "raabin-labeler/1", "cells": ['
+    assert window._note.get() == ""  # field-2's problem is not field-3's
 
 
 def test_a_truncated_photo_is_shown_as_unreadable_not_as_the_previous_photo(open_window, small_project):

@@ -77,7 +77,8 @@ class LabelingController:
 
     # -- notifications ------------------------------------------------------------------
     def _notify(self, what: str) -> None:
-        """``what`` is "photo", "cells", "drag" (a box following the mouse), "selection" or "status"."""
+        """``what`` is "photo", "cells", "drag" (a box following the mouse), "selection", "status",
+        or "leaving" (another photo is about to be shown: the current one can still be edited)."""
         for listener in list(self.listeners):
             listener(what)
 
@@ -91,6 +92,7 @@ class LabelingController:
         if not 0 <= index < len(self.images):
             return False
         self.commit_chord()  # a class key typed just before leaving the photo stands
+        self._notify("leaving")
         self._account_time()
         self.index = index
         self.selected = None

@@ -388,6 +388,8 @@ class MainWindow:
 
     # -- reacting to the controller ---------------------------------------------------------
     def _changed(self, what: str) -> None:
+        if what == "leaving":
+            return
         if what == "photo":
             self._show_photo()
             return

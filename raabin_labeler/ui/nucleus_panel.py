@@ -13,7 +13,7 @@ import sys
 import tkinter as tk
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
-from tkinter import ttk
+from tkinter import messagebox, ttk
 from typing import TYPE_CHECKING, Callable
 
 from PIL import Image, ImageTk
@@ -68,8 +68,8 @@ class NucleusPanel:
         self.top = tk.Toplevel(master)
         self.top.title("Nucleus and cell mask")
         self._build()
-        self.top.protocol("WM_DELETE_WINDOW", self.close)
-        self.top.bind("<Escape>", lambda e: self.close())
+        self.top.protocol("WM_DELETE_WINDOW", self.close_asking)
+        self.top.bind("<Escape>", lambda e: self.close_asking())
         labeling.listeners.append(self._labeling_changed)
 
     # -- layout ---------------------------------------------------------------------------
@@ -135,6 +135,8 @@ class NucleusPanel:
         if found is None or c.image is None:
             self.status.set("Select a cell in the window first")
             return
+        if self.controller is not None and self.controller.cell_id != cell_id:
+            self._save_adjustments()  # per-cell adjustments are kept (issue 6), not dropped on a switch
         self._token += 1
         self.controller = None
         self._set_enabled(False)
@@ -364,9 +366,27 @@ class NucleusPanel:
             self.show_cell(self.labeling.selected)
 
     # -- the labeling window's changes ----------------------------------------------------------
+    def _save_adjustments(self) -> None:
+        """Save the shown cell's mask if the expert adjusted it since the last save."""
+        if self.controller is not None and self.controller.changed:
+            self.save()
+
+    def close_asking(self) -> None:
+        """Escape or the window's close button: adjustments not saved yet are offered first."""
+        if self.controller is not None and self.controller.changed:
+            answer = messagebox.askyesnocancel(
+                "Unsaved nucleus adjustment", f"Save the adjusted mask of cell {self.controller.cell_id}?",
+                parent=self.top)
+            if answer is None or (answer and not self.save()):
+                return  # stay: cancelled, or the save failed (the reason is shown)
+        self.close()
+
     def _labeling_changed(self, what: str) -> None:
         ctl = self.controller
         pending = self._pending
+        if what == "leaving":  # the expert moves to another photo: keep what they adjusted here
+            self._save_adjustments()
+            return
         if what == "photo":
             if (ctl and ctl.image != self.labeling.image) or (pending and pending[2] != self.labeling.image):
                 self.close()  # the panel's cell is on the photo the expert left

@@ -148,3 +148,35 @@ def test_next_cell_saves_and_moves_on_and_failed_is_recorded(open_window, bccd_p
     window.run("photo.next")
     window.root.update()
     assert c.image == OTHER_PHOTO and not panel.exists()
+
+
+def test_an_adjustment_is_never_dropped_without_a_word(open_window, bccd_project, monkeypatch):
+    """Moving to the next photo saves it (issue 6: per-cell adjustments are kept); Escape asks."""
+    from tkinter import messagebox
+
+    window = open_window(bccd_project)
+    c = window.controller
+    first = c.add_cell(WBC, "neutrophil")
+    c.select(first.id)
+    panel = open_ready(window)
+    auto = panel.controller.threshold
+    panel.step_buttons[+10].invoke()
+    assert panel.controller.changed
+    asked = []
+    monkeypatch.setattr(messagebox, "askyesnocancel", lambda *a, **k: asked.append(a) or None)
+    panel.top.event_generate("<Escape>")
+    assert asked and panel.exists()  # Cancel: the panel stays, the adjustment with it
+    monkeypatch.setattr(messagebox, "askyesnocancel", lambda *a, **k: True)
+    panel.top.event_generate("<Escape>")
+    assert not panel.exists() and c.find(first.id)[0].nucleus_mask is not None
+    # reopened, adjusted again, then the expert goes on to the next photo: saved on the way
+    panel = open_ready(window)
+    assert panel.controller.threshold == auto + 10
+    panel.step_buttons[-20].invoke()
+    window.run("photo.next")
+    window.root.update()
+    assert c.image == OTHER_PHOTO and not panel.exists()
+    window.run("photo.previous")
+    c.select(first.id)
+    panel = open_ready(window)
+    assert panel.controller.threshold == auto - 10

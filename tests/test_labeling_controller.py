@@ -607,7 +607,7 @@ def test_listeners_hear_what_changed(ctl):
     ctl.add_cell(Box(10, 300, 50, 340))
     ctl.select(None)
     ctl.next_photo()
-    assert heard == ["cells", "selection", "photo"]
+    assert heard == ["cells", "selection", "leaving", "photo"]  # "leaving" while the old photo is still current
 
 
 def test_opening_a_photo_selects_its_first_unlabeled_cell_so_keys_work_at_once(project, clock):

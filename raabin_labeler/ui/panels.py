@@ -51,6 +51,12 @@ class LabelPanel(ttk.Frame):
             self.tree.set(label.path, "count", counts.get(label.path, "") or "")
 
 
+def photo_label(image: str) -> str:
+    """The file name first, its folder after: a narrow column still tells the photos apart."""
+    folder, _, name = image.rpartition("/")
+    return f"{name}  ({folder})" if folder else name
+
+
 class PhotoList(ttk.Frame):
     """Every photo with this expert's status; filled in small batches so opening stays instant."""
 
@@ -94,7 +100,7 @@ class PhotoList(ttk.Frame):
                 continue
             if wanted not in ("all", "has unlabeled") and status.state != wanted:
                 continue
-            self.tree.insert("", "end", iid=image, text=image, values=(status.state, status.cells or ""))
+            self.tree.insert("", "end", iid=image, text=photo_label(image), values=(status.state, status.cells or ""))
         if self._pending:
             self._job = self.after(1, self._fill)
         else:

@@ -127,7 +127,7 @@ class MainWindow:
         add("photo.previous", "Previous photo", lambda: self._go(c.previous_photo), "<Prior>", menu="Go")
         add("photo.next_unfinished", "Next photo with unlabeled cells", lambda: self._go(c.next_unfinished_photo),
             "<Key-u>", menu="Go")
-        add("photo.done", "Mark photo done / not done", c.toggle_done, "<Control-d>", c.editable, menu="Go")
+        add("photo.done", "Mark photo done / not done", self._toggle_done, "<Control-d>", c.editable, menu="Go")
         add("edit.undo", "Undo", c.undo, "<Control-z>", c.can_undo, menu="Edit")
         add("edit.redo", "Redo", c.redo, "<Control-Shift-Z>", c.can_redo, menu="Edit")
         add("edit.redo_y", "Redo (alternative)", c.redo, "<Control-y>", c.can_redo)
@@ -344,6 +344,13 @@ class MainWindow:
         self.settings.keep_zoom_between_photos = not self.settings.keep_zoom_between_photos
         self.note("Zoom kept between photos" if self.settings.keep_zoom_between_photos else
                   "Each photo opens fitted")
+
+    def _toggle_done(self) -> None:
+        c = self.controller
+        c.toggle_done()
+        left = c.photo_status(c.image).unlabeled if c.image and c.annotation and c.annotation.status.done else 0
+        if left:  # allowed (a photo may hold cells nobody can name), but never unnoticed
+            self.note(f"Marked done with {left} cell(s) not labeled yet (U finds such photos)")
 
     def _toggle_advance(self) -> None:
         self.settings.advance_after_label = self.controller.advance_after_label = \

@@ -131,6 +131,14 @@ def test_a_truncated_photo_is_shown_as_unreadable_not_as_the_previous_photo(open
     assert window.controller.image == "field-3.jpg" and window.controller.problem is None
 
 
+def test_marking_a_photo_done_with_cells_left_says_so(open_window, small_project):
+    window = open_window(small_project)
+    drag(window.canvas, screen(window, 100, 100), screen(window, 200, 200))
+    window.run("photo.done")
+    assert window.controller.annotation.status.done
+    assert "1 cell(s) not labeled yet" in window._note.get()
+
+
 def test_labeling_a_real_bccd_photo(open_window, tmp_path, bccd):
     photos = tmp_path / "bccd"
     photos.mkdir()

@@ -38,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"raabin-labeler: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a folder that is a file, a read-only place, a full disk: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"raabin-labeler: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("raabin-labeler: interrupted", file=sys.stderr)
         return 130

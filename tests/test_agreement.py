@@ -213,6 +213,16 @@ def test_cli_prints_and_writes_csv_png_json(raabin_project, tmp_path, capsys):
         run_cli(str(raabin_project.root), "--experts", "A", "C")
 
 
+def test_cli_names_every_unreadable_file_instead_of_figures_over_part_of_the_photos(raabin_project):
+    broken = [raabin_project.annotation_path("B", image) for image in raabin_project.images()[:2]]
+    for path in broken:
+        path.write_text("{ not json")
+    with pytest.raises(UserError, match="2 annotation file") as caught:
+        run_cli(str(raabin_project.root), "--experts", "A", "B")
+    assert all(str(path) in str(caught.value) for path in broken)
+    assert all(path.read_text() == "{ not json" for path in broken)
+
+
 def test_controller_filters_gallery_and_thumbnails(tmp_path, make_photo):
     project = make_project(tmp_path / "p", make_photo, {"cam1/a.jpg": 0, "cam2/b.jpg": 1})
     for image, camera, label_b in (("cam1/a.jpg", "S5", "monocyte"), ("cam2/b.jpg", "LG", "basophil")):

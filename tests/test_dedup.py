@@ -230,12 +230,17 @@ def test_cli_writes_the_report(tmp_path, capsys):
 
 
 def test_cli_errors_speak_to_the_user(tmp_path):
-    with pytest.raises(UserError, match="needs --crops DIR and --report FILE"):
+    with pytest.raises(UserError, match="needs a PROJECT folder, or --crops DIR and --report FILE"):
         run_cli("--crops", str(tmp_path))
     with pytest.raises(UserError, match="no crops found"):
         run_cli("--crops", str(tmp_path), "--report", str(tmp_path / "r.json"))
     with pytest.raises(UserError, match=r"no crops found .* matching \*.bmp"):
         run_cli("--crops", str(tmp_path), "--report", str(tmp_path / "r.json"), "--glob", "*.bmp")
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(UserError, match="bad.jpg"):
+    with pytest.raises(UserError, match="bad.jpg") as caught:
         run_cli("--crops", str(tmp_path), "--report", str(tmp_path / "r.json"))
+    assert str(caught.value).count("bad.jpg") == 1  # named once
+    with pytest.raises(UserError, match="is a folder"):  # before any work, not after it
+        run_cli("--crops", str(tmp_path), "--report", str(tmp_path))
+    with pytest.raises(UserError, match="not both"):
+        run_cli(str(tmp_path), "--crops", str(tmp_path), "--report", str(tmp_path / "r.json"))

@@ -120,3 +120,13 @@ def test_a_cell_cut_by_one_photos_border_is_found_through_its_field_and_the_whol
     assert evidence["photos"] == ["a.jpg", "b.jpg"] and evidence["shift"] == pytest.approx([0, -260], abs=8)
     # the paper's rule stays the paper's: crops only
     assert find_project_duplicates(project, "x", mode="paper").groups == []
+
+
+def test_an_unreadable_file_is_left_alone_and_named(sample, capsys):
+    path = sample.annotation_path("truth", "cam-a/field-01.jpg")
+    path.write_text("{ not json")
+    found = find_project_duplicates(sample, "truth", mode="paper")
+    assert [p.path for p in found.unreadable] == [path]
+    assert cli.main(["dedup", str(sample.root), "--who", "truth", "--mode", "paper"]) == 0
+    assert f"left out, cannot be read: {path}" in capsys.readouterr().err
+    assert path.read_text() == "{ not json"

@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     ctl = AgreementController(project, expert_a, expert_b)
     with StageBars() as bars:
         ctl.load(bars)
+    if ctl.left_out:  # figures over part of the photos would pass for the whole project's
+        raise UserError(f"{len(ctl.left_out)} annotation file(s) cannot be read; mend them (or move them "
+                        "aside) and run again:\n  " + "\n  ".join(str(problem) for problem in ctl.left_out))
     ctl.set_filter(smear=args.smear, camera=args.camera, microscope=args.microscope, folder=args.folder)
     ctl.set_level(args.level)
     if not ctl.visible_images:

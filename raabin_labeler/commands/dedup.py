@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -70,10 +71,14 @@ def comparing_photos(bar: ProgressBar) -> Callable[[int, int], None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.project and args.crops:
+        raise UserError("dedup: give a PROJECT or --crops DIR, not both")
+    if args.report is not None and args.report.is_dir():  # found before the work, not after
+        raise UserError(f"{args.report}: is a folder; --report names the JSON file to write")
     if args.project:
         return run_project(args)
     if args.crops is None or args.report is None:
-        raise UserError("dedup needs --crops DIR and --report FILE")
+        raise UserError("dedup needs a PROJECT folder, or --crops DIR and --report FILE")
     files = crop_files(args.crops, args.glob)
     names = [p.relative_to(args.crops).as_posix() for p in files]
     with ProgressBar(len(files), "hash") as bar:
@@ -103,6 +108,8 @@ def run_project(args: argparse.Namespace) -> int:
           f"duplicate_of the sharpest copy ({changed} cell records changed)")
     for photo in found.redundant_photos:
         print(f"redundant photo (every cell is a duplicate of a cell elsewhere): {photo}")
+    for problem in found.unreadable:
+        print(f"left out, cannot be read: {problem}", file=sys.stderr)
     if args.report:
         write_report(args.report, found.groups)
     return 0

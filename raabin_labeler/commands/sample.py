@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.photos < 1:
         raise UserError(f"--photos {args.photos}: a sample needs at least one photo")
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed}: use a seed of 0 or more")
     with ProgressBar(args.photos, "sample") as bar:
         summary = generate_sample(args.out, SampleConfig(seed=args.seed, photos=args.photos),
                                   lambda done, total, item: bar.update(done, item))

@@ -225,7 +225,7 @@ def open_reduced(path: str | Path, min_side: int | None, mode: str = "RGB") -> I
                 im.draft(mode, (int(w / f), int(h / f)))
             return im.convert(mode)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise FileProblem(path, f"cannot read this crop as an image ({exc})") from exc
+        raise FileProblem(path, f"cannot read this crop as an image ({_reason(exc, path)})") from exc
 
 
 def nucleus_frame(rgb: np.ndarray) -> tuple[float, float, float]:
@@ -340,7 +340,7 @@ def compute_signatures(paths: Sequence[str | Path], names: Sequence[str] | None 
     done = 0
     for outcome in runner.imap(_signature_chunk, chunks, cancel or threading.Event()):
         if outcome.error is not None:
-            raise FileProblem(_first_unreadable(outcome.item[1]), outcome.error.split(": ", 1)[-1])
+            raise _chunk_problem(outcome.item[1], outcome.error)
         by_start[outcome.item[0]] = outcome.value
         done += len(outcome.value)
         if progress:
@@ -349,6 +349,18 @@ def compute_signatures(paths: Sequence[str | Path], names: Sequence[str] | None 
         raise InterruptedError("hashing was cancelled")
     sigs = [s for start in sorted(by_start) for s in by_start[start]]
     return SignatureTable.from_signatures(names, sigs, paths)
+
+
+def _reason(exc: BaseException, path: str | Path) -> str:
+    """Pillow's message without the path it repeats (the problem names the file already)."""
+    return str(exc).replace(f" '{path}'", "").replace(f"{path}: ", "")
+
+
+def _chunk_problem(paths: Sequence[str], error: str) -> FileProblem:
+    """The worker's error on a chunk of crops, as the problem of the crop that caused it
+    (named once: the worker's text may start with the path too)."""
+    path = _first_unreadable(paths)
+    return FileProblem(path, error.split(": ", 1)[-1].removeprefix(f"{path}: "))
 
 
 def _first_unreadable(paths: Sequence[str]) -> str:
@@ -559,7 +571,7 @@ def file_sharpness(path: str | Path) -> float:
         with Image.open(path) as im:
             gray = np.asarray(im.convert("L"))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise FileProblem(path, f"cannot read this crop as an image ({exc})") from exc
+        raise FileProblem(path, f"cannot read this crop as an image ({_reason(exc, path)})") from exc
     return sharpness(gray)
 
 
@@ -577,7 +589,7 @@ def group_sharpness(paths: Sequence[str], members: Sequence[int], *,
     out: dict[int, float] = {}
     for outcome in runner.imap(_sharpness_chunk, chunks, threading.Event()):
         if outcome.error is not None:
-            raise FileProblem(_first_unreadable(outcome.item[1]), outcome.error.split(": ", 1)[-1])
+            raise _chunk_problem(outcome.item[1], outcome.error)
         out.update(zip(outcome.item[0], outcome.value))
     return out
 

@@ -9,7 +9,7 @@ review screen's decisions live on the cells too (``duplicate_decision``: "confir
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +41,7 @@ class ProjectDuplicates:
     groups: list[dedup.DuplicateGroup]  # names are cell refs "<image>#<cell id>"
     redundant_photos: list[str]
     cells: int
+    unreadable: list[StoreError] = field(default_factory=list)  # files left out of the search
 
 
 def _cells_of(annotation: ImageAnnotation) -> list[Cell]:
@@ -62,12 +63,14 @@ def find_project_duplicates(project: Project, author: str, *, mode: dedup.Mode =
     boxes: dict[str, list[Box]] = {}
     first_row: dict[str, int] = {}
     cut: set[int] = set()
+    unreadable: list[StoreError] = []
     with tempfile.TemporaryDirectory(prefix="raabin-dedup-") as tmp:
         for image in project.images():
             try:
                 annotation = project.load(author, image)
-            except StoreError:
-                continue  # an unreadable file is reported by the window and left alone
+            except StoreError as exc:
+                unreadable.append(exc)  # left alone, and named in the result
+                continue
             cells = _cells_of(annotation) if annotation else []
             if not cells:
                 continue
@@ -90,7 +93,7 @@ def find_project_duplicates(project: Project, author: str, *, mode: dedup.Mode =
         groups = dedup.find_duplicates(paths, names, mode=mode, runner=runner, progress=progress,
                                        linked=linked, cut=cut) if paths else []
     dropped = {split_ref(d)[1]: split_ref(g.keep)[1] for g in groups for d in g.drop}
-    return ProjectDuplicates(groups, dedup.redundant_photos(photo_cells, dropped), len(paths))
+    return ProjectDuplicates(groups, dedup.redundant_photos(photo_cells, dropped), len(paths), unreadable)
 
 
 def mark_duplicates(project: Project, author: str, found: ProjectDuplicates) -> int:

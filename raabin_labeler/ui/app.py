@@ -137,7 +137,11 @@ def launch(project: Path | None, *, expert: str | None, sample: Path) -> int:
     folder = project or (Path(settings.recent_projects[0]) if settings.recent_projects
                          and (Path(settings.recent_projects[0]) / "project.json").exists() else sample)
     while folder is not None:
-        root = tk.Tk(className="raabin-labeler")
+        try:
+            root = tk.Tk(className="raabin-labeler")
+        except tk.TclError as exc:  # no display (ssh without X forwarding, a headless server)
+            raise UserError(f"cannot open the window: {exc} (the batch commands need no display: "
+                            f"raabin-labeler --help)") from None
         root.geometry(settings.window_geometry or "1500x900")
         session = Session(root, settings)
         if session.start(folder, settings.expert) is None:

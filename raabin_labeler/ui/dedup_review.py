@@ -225,8 +225,10 @@ class DedupReviewView:
             self.status.set(str(exc))
             return
         self.progress.configure(value=self.progress.cget("maximum"))
+        unreadable = (f"; left out, cannot be read: {'; '.join(str(p) for p in found.unreadable)}"
+                      if found.unreadable else "")
         self.status.set(f"{found.cells} cells searched: {len(found.groups)} groups found, "
-                        f"{changed} cell(s) marked anew")
+                        f"{changed} cell(s) marked anew{unreadable}")
         self.render(keep_scroll=False)
 
     # -- the list -----------------------------------------------------------------------------

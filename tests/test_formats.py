@@ -57,6 +57,11 @@ def test_photos_match_by_relative_path_then_stem_and_ambiguity_is_named():
     ambiguous = matcher.match(["IMG_1.xml"])
     assert ambiguous.image is None and "x/IMG_1.jpg" in ambiguous.problem
     assert matcher.match(["nothing.xml"]) == type(ambiguous)(None)
+    # a file that names one of the project's folders means a photo there, not one elsewhere
+    cams = ImageMatcher(["cam-b/field-01.jpg", "cam-a/field-02.jpg"])
+    wrong = cams.match(["cam-a/field-01.json"])
+    assert wrong.image is None and "cam-b/field-01.jpg" in wrong.problem
+    assert cams.match(["labels/field-01.txt"]).image == "cam-b/field-01.jpg"  # a tool's own folder
 
 
 def test_boxes_past_the_edge_are_clipped_and_empty_ones_explained():

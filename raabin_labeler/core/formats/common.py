@@ -94,10 +94,12 @@ class ImageMatcher:
     def __init__(self, images: Sequence[str]):
         self.by_path: dict[str, list[str]] = {}
         self.by_stem: dict[str, list[str]] = {}
+        self.folders: set[str] = set()  # the names of the project's photo folders
         for image in images:
             key = image_key(image)
             self.by_path.setdefault(key, []).append(image)
             self.by_stem.setdefault(key.rsplit("/", 1)[-1], []).append(image)
+            self.folders.update(key.split("/")[:-1])
 
     def match(self, names: Iterable[str]) -> Match:
         keys = [k for k in (image_key(n) for n in names if n) if k]
@@ -107,6 +109,13 @@ class ImageMatcher:
                 return Match(found[0])
         for key in keys:
             found = self.by_stem.get(key.rsplit("/", 1)[-1], [])
+            folder = key.split("/")[-2] if "/" in key else None
+            if folder in self.folders:  # the file names a folder of this project: only a photo there
+                elsewhere = [i for i in found if _folder(i) != folder]
+                found = [i for i in found if _folder(i) == folder]
+                if not found and elsewhere:
+                    return Match(None, f"no photo {key} in folder {folder}; {elsewhere[0]} has the name, "
+                                       f"in another folder")
             if len(found) == 1:
                 return Match(found[0])
             if found:
@@ -115,6 +124,12 @@ class ImageMatcher:
                     return Match(best)
                 return Match(None, f"could be any of {', '.join(found[:4])}")
         return Match(None)
+
+
+def _folder(image: str) -> str | None:
+    """The name of the folder a photo is in (lower case, as image keys are), None at the top."""
+    parts = image_key(image).split("/")
+    return parts[-2] if len(parts) > 1 else None
 
 
 def _closest(key: str, images: list[str]) -> str | None:

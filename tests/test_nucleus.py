@@ -240,6 +240,20 @@ def test_bad_crop_is_named_and_the_others_are_still_done(tmp_path):
         args.run(args)
 
 
+def test_a_greyscale_crop_is_refused_not_given_an_empty_mask(tmp_path):
+    """Without colour there is no nucleus to find; an empty mask would pass for a result (and a
+    re-run keeps existing masks)."""
+    _crops_folder(tmp_path / "crops")
+    Image.fromarray(crop(1)).convert("L").save(tmp_path / "crops" / "grey.png")
+    Image.fromarray((np.asarray(Image.fromarray(crop(2)).convert("L")).astype(np.uint16) * 257)).save(
+        tmp_path / "crops" / "grey16.png")
+    crops = nucleus_command.find_crops(tmp_path / "crops")
+    written, errors = nucleus_command.make_masks(crops, tmp_path / "masks", runner=SyncRunner())
+    assert written == 3 and len(errors) == 2
+    assert all("greyscale crop" in e for e in errors)
+    assert not (tmp_path / "masks" / "grey.png").exists() and not (tmp_path / "masks" / "grey16.png").exists()
+
+
 def test_masks_are_never_written_over_the_crops(tmp_path):
     folder = tmp_path / "crops"
     folder.mkdir()

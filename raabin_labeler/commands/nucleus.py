@@ -131,6 +131,9 @@ def write_mask(task: tuple[Path, Path, bool]) -> Path:
         size, rgb = read_crop(crop, BATCH_WORK_SIZE)
     except ImageError as exc:  # re-raised plainly: the pool must pickle it back
         raise ValueError(str(exc)) from None
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        # no colour, no nucleus to find: an empty mask written as a success would stay (re-runs keep masks)
+        raise ValueError(f"{crop}: a greyscale crop; the nucleus is found by its colour (Giemsa violet)")
     mask = batch_mask(rgb, size, nucleus_only)
     target = out_dir / f"{crop.stem}.png"
     png = encode_gray_png(mask)

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Compare two experts' labels: cells pair by id, else by box overlap (IoU >= 0.5, "
                     "one-to-one). A cell one expert lacks, left unlabeled or rejected is 'Not labeled' "
                     "for that expert; cells neither labeled are left out. Prints the matrix (rows: the "
-                    "first expert), observed agreement, Cohen's kappa with a 95%% CI (Fleiss-Cohen-"
+                    "first expert), observed agreement, Cohen's kappa with a 95 percent CI (Fleiss-Cohen-"
                     "Everitt 1969 standard error) and per-class positive specific agreement.")
     parser.add_argument("project", type=Path, help="the project folder")
     parser.add_argument("--experts", nargs=2, required=True, metavar=("A", "B"),

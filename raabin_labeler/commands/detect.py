@@ -15,11 +15,14 @@ from ..core.detection import ColorModel, default_model
 from ..core.jobs import Job, PoolRunner, Runner
 from ..core.project import DETECTOR, Project
 from ..core.proposals import detect_one, detection_tasks, fit_on_project, save_proposals
+from ..errors import UserError
 from ..progress import report_failures, run_job_with_bar
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("detect", help="propose WBC boxes on every photo of a project",
-                            description=__doc__.splitlines()[0])
+                            description="Colour-filter WBC proposals for every photo, written only into "
+                                        "annotations/detector/ (photos that have some already are skipped "
+                                        "unless --redo).")
     parser.add_argument("project", type=Path, metavar="PROJECT")
     parser.add_argument("--redo", action="store_true", help="also photos that have proposals already")
     parser.add_argument("--fit", action="store_true", help="re-fit the detector on this project's expert labels first")
@@ -37,11 +40,14 @@ def detect_project(project: Project, model: ColorModel, images: list[str],
 
 def run(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
+    images = [i for i in project.images() if args.redo or not project.has_annotation(DETECTOR, i)]
+    if args.fit and not images:  # said before the fit, not after it
+        raise UserError("every photo has proposals already: add --redo to detect them again with a "
+                        "re-fitted detector")
     model = default_model()
     if args.fit:
         model, cells, photos = fit_on_project(project)
         print(f"fitted the detector on {cells} cells in {photos} photos")
-    images = [i for i in project.images() if args.redo or not project.has_annotation(DETECTOR, i)]
     written, errors = detect_project(project, model, images)
     print(f"proposals written for {written} photos ({len(project.images()) - len(images)} already done)")
     return report_failures(errors, len(images), "photos")

@@ -204,6 +204,16 @@ def test_raabin_round_trip_keeps_other_keys_and_original_boxes(project, tmp_path
     assert "Label2" not in json.loads((tmp_path / "one" / "a.json").read_text())["Cell_0"]
 
 
+def test_raabin_round_trip_keeps_a_sub_type_unsure_label(project, tmp_path):
+    """Raabin's "Neutrophil" is the mature one: a parent-only label must not come back as that."""
+    annotate(project, "e1", "a.jpg", [([10, 10, 60, 60], "neutrophil"), ([100, 10, 160, 60], "lymphocyte"),
+                                      ([200, 10, 260, 60], "neutrophil.mature")])
+    export_annotations(project, "raabin", ["e1"], tmp_path / "out")
+    import_annotations(project, "raabin", tmp_path / "out", ["back"])
+    labels = sorted(c.label for c in project.load("back", "a.jpg").cells)
+    assert labels == ["lymphocyte", "neutrophil", "neutrophil.mature"]
+
+
 def test_raabin_with_one_author_says_label2_was_left_and_refuses_other_json(project, tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(RAABIN))
     report = import_annotations(project, "raabin", tmp_path / "a.json", ["e1"])

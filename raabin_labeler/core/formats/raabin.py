@@ -33,6 +33,8 @@ RAABIN_NAMES = {
     "lymphocyte.small": "Small Lymph", "lymphocyte.large": "Large Lymph",
     "monocyte": "Monocyte", "eosinophil": "Eosinophil", "basophil": "Basophil",
     "burst": "Burst", "artifact": "Artifact", "not_recognized": "Not recognized",
+    # a class sure, its sub-type not: "Neutrophil" alone would come back as a mature one
+    "neutrophil": "Neutrophil (sub-type unsure)", "lymphocyte": "Lymphocyte (sub-type unsure)",
 }
 OVERRIDES = {name: path for path, name in RAABIN_NAMES.items()}
 PAIR_IOU = 0.5

@@ -89,3 +89,22 @@ def test_an_unchanged_file_is_not_parsed_again_but_any_change_is_seen(tmp_path, 
     path.write_text("{broken")
     with pytest.raises(StoreError):
         project.load("expert-a", "a.png")
+
+
+def test_annotation_files_whose_photo_is_gone_are_named_by_the_commands(tmp_path, capsys):
+    import shutil
+
+    from raabin_labeler import cli
+    from raabin_labeler.core.paths import SAMPLE_PROJECT_DIR
+
+    project = Project.open(shutil.copytree(SAMPLE_PROJECT_DIR, tmp_path / "sample"))
+    assert project.orphan_annotations() == []
+    project.image_path("cam-a/field-01.jpg").unlink()
+    project.rescan()
+    orphans = project.orphan_annotations()
+    assert orphans == sorted(project.annotation_path(a, "cam-a/field-01.jpg")
+                             for a in ("detector", "expert-a", "expert-b", "truth"))
+    assert cli.main(["export", str(project.root), "--format", "coco", "--who", "expert-a",
+                     "--out", str(tmp_path / "coco")]) == 0
+    err = capsys.readouterr().err
+    assert "4 annotation file(s) have no photo" in err and str(orphans[1]) in err

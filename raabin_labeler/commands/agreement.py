@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..app.agreement import AgreementController
+from . import warn_orphans
 from ..core.agreement import LEVELS
 from ..core.store import atomic_write_text, dumps
 from ..errors import UserError
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
+    warn_orphans(project)
     expert_a, expert_b = args.experts
     ctl = AgreementController(project, expert_a, expert_b)
     with StageBars() as bars:

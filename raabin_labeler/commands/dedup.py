@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from raabin_labeler.commands import warn_orphans
 from raabin_labeler.core import dedup
 from raabin_labeler.core.project import CONSENSUS, DETECTOR, Project
 from raabin_labeler.core.project_dedup import find_project_duplicates, mark_duplicates
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_project(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
+    warn_orphans(project)
     authors = [a for a in project.authors() if a != CONSENSUS]
     who = args.who or (DETECTOR if DETECTOR in authors else authors[0] if len(authors) == 1 else None)
     if who is None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..core.formats.exporter import WRITERS, export_annotations
 from ..core.project import Project
+from . import warn_orphans
 from .import_ import StageBars
 
 
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
+    warn_orphans(project)
     with StageBars() as bars:
         report = export_annotations(project, args.format, args.who, args.out, bars)
     print("\n".join(report.lines()))

@@ -182,6 +182,16 @@ class Project:
         folder = self.root / "annotations"
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
+    def orphan_annotations(self) -> list[Path]:
+        """Annotation files whose photo is not in the project (moved, renamed or deleted): no
+        figure, export or search sees their cells, so the commands name them."""
+        folder = self.root / "annotations"
+        if not folder.is_dir():
+            return []
+        known = {f"{image}.json" for image in self.images()}
+        return sorted(p for p in folder.glob("*/**/*.json")
+                      if p.relative_to(folder).as_posix().split("/", 1)[1] not in known)
+
     def has_annotation(self, author_id: str, image: str) -> bool:
         return self.annotation_path(author_id, image).exists()
 

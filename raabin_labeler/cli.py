@@ -31,9 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv or ["open", str(SAMPLE_PROJECT_DIR)])  # no arguments: the sample
     try:
+        parser = build_parser()  # imports every command's modules: Ctrl+C may come meanwhile
+        args = parser.parse_args(argv or ["open", str(SAMPLE_PROJECT_DIR)])  # no arguments: the sample
         return int(args.run(args) or 0)
     except UserError as exc:
         print(f"raabin-labeler: {exc}", file=sys.stderr)

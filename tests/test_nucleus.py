@@ -254,6 +254,14 @@ def test_a_greyscale_crop_is_refused_not_given_an_empty_mask(tmp_path):
     assert not (tmp_path / "masks" / "grey.png").exists() and not (tmp_path / "masks" / "grey16.png").exists()
 
 
+def test_an_output_folder_that_cannot_take_the_masks_is_refused_once(tmp_path):
+    _crops_folder(tmp_path / "crops")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    args = _args(tmp_path / "crops", tmp_path / "taken")
+    with pytest.raises(UserError, match="taken: cannot write the masks there"):
+        args.run(args)
+
+
 def test_masks_are_never_written_over_the_crops(tmp_path):
     folder = tmp_path / "crops"
     folder.mkdir()

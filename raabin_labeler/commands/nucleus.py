@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -159,6 +160,16 @@ def make_masks(crops: list[Path], out_dir: Path, nucleus_only: bool = False,
     return run_job_with_bar(job, "nucleus")
 
 
+def _check_writable(folder: Path) -> None:
+    """Once, before the work: a folder that cannot take the masks fails every crop otherwise."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".raabin-write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot write the masks there ({exc.strerror or exc})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     crops = find_crops(args.crops, args.glob)
     if not crops:
@@ -172,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
     has_mask = [not args.overwrite and (args.out / f"{c.stem}.png").is_file() for c in crops]
     kept = [c for c, has in zip(crops, has_mask) if has]
     todo = [c for c, has in zip(crops, has_mask) if not has]
+    if todo:
+        _check_writable(args.out)
     written, errors = make_masks(todo, args.out, args.nucleus_only) if todo else (0, [])
     print(f"{written} masks written to {args.out}")
     if kept:

@@ -72,6 +72,8 @@ class Project:
         root = Path(root)
         if (root / PROJECT_FILE).exists():
             raise UserError(f"{root / PROJECT_FILE} already exists: this folder is a project already")
+        if root.exists() and not root.is_dir():
+            raise UserError(f"{root}: is a file; a project is a folder (name a new or empty one)")
         root.mkdir(parents=True, exist_ok=True)
         if images is None:
             images_entry = "images"
@@ -79,7 +81,8 @@ class Project:
         else:
             images = Path(images).resolve()
             if not images.is_dir():
-                raise UserError(f"{images}: no such folder of images")
+                raise UserError(f"{images}: " + ("is a file, not a folder of images" if images.exists()
+                                                 else "no such folder of images"))
             try:
                 images_entry = images.relative_to(root.resolve()).as_posix()
             except ValueError:

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     images: Path = args.images
     if not images.is_dir():
-        raise UserError(f"{images}: no such folder of photos")
+        raise UserError(f"{images}: " + ("is a file, not a folder of photos" if images.exists()
+                                         else "no such folder of photos"))
     if not any(is_image(p) and p.is_file() for p in images.rglob("*")):
         raise UserError(f"{images}: no photos here ({', '.join(IMAGE_SUFFIXES)})")
     project = Project.create(args.project, images, name=args.name, experts=args.experts)

@@ -163,6 +163,14 @@ def test_crops_are_square_per_label_with_provenance(project, tmp_path):
     assert crop.getpixel((12 + 20, 17 + 15)) == pytest.approx(photo.getpixel((20, 15)), abs=40)
     assert (tmp_path / "crops" / "wbc").is_dir()
     assert any(r["crop"].startswith("eosinophil/smear2__b__") for r in rows)
+    # relabeled, then exported again: the cell's crop is only under its new class
+    relabeled = replace(band_cell := project.load("expert-a", "a.jpg").cell(band["cell_id"]), label="monocyte")
+    project.save(project.load("expert-a", "a.jpg").with_cell(relabeled))
+    (tmp_path / "crops" / "mine.txt").write_text("the user's own file")
+    report = export_annotations(project, "crops", ["expert-a"], tmp_path / "crops")
+    assert not (tmp_path / "crops" / band["crop"]).exists() and "1 crop(s) of the previous export" in " ".join(report.lines())
+    assert (tmp_path / "crops" / band["crop"].replace("neutrophil.band/", "monocyte/")).exists()
+    assert (tmp_path / "crops" / "mine.txt").exists() and band_cell.id == band["cell_id"]
 
 
 # -- Raabin JSON -------------------------------------------------------------------------------

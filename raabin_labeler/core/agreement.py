@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import UserError
 from .annotation import Acquisition, Box, Cell, ImageAnnotation, ImageRef
+from .crop_listing import remove_stale_crops
 from .project import DETECTOR, Project
 from .store import StoreError, atomic_write_text
 from .taxonomy import Taxonomy
@@ -704,6 +705,7 @@ def export_double_labeled(project: Project, images: Sequence[PairedImage], out: 
         writer.writerow(DOUBLE_LABELED_COLUMNS)
         writer.writerows(rows)
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_crops(out, DOUBLE_LABELED_CSV, (row[0] for row in rows))
         atomic_write_text(out / DOUBLE_LABELED_CSV, text.getvalue(), keep_backup=False)
     except OSError as exc:
         raise UserError(f"{exc.filename or out}: cannot write the export: {exc.strerror or exc}") from None

@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..imageio import crop_square, open_image
 from ..project import Project
+from ..crop_listing import remove_stale_crops
 from ..store import atomic_write_text
 from .common import ExportItem, category_of, flat_name
 
@@ -50,5 +51,7 @@ def write(project: Project, items: list[ExportItem], out: Path, advance: Callabl
     writer = csv.DictWriter(text, COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+    stale = remove_stale_crops(out, PROVENANCE_FILE, (str(row["crop"]) for row in rows))
     atomic_write_text(out / PROVENANCE_FILE, text.getvalue(), keep_backup=False)
-    return f"{len(rows)} crop(s) of {size}×{size} px under {out}, listed in {out / PROVENANCE_FILE}"
+    removed = f"; {stale} crop(s) of the previous export there removed (no longer so labeled)" if stale else ""
+    return f"{len(rows)} crop(s) of {size}×{size} px under {out}, listed in {out / PROVENANCE_FILE}{removed}"

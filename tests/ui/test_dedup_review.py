@@ -34,19 +34,29 @@ def files(project: Project) -> dict[str, bytes]:
     return {image: project.annotation_path(AUTHOR, image).read_bytes() for image in project.images()}
 
 
-def test_find_review_split_swap_undo_and_open_a_cell(open_window, sample):
+def open_review(open_window, sample):
+    """The window on the sample, and its duplicate review once loaded (searches run in line)."""
     window = open_window(sample, AUTHOR)
     window.job_runner = lambda n: SyncRunner()
     window.run("dedup.review")
     view = window.dedup_review
     wait_until(window.root, lambda: view.loaded)
+    return window, view
+
+
+def show_author(window, view) -> None:
+    view.author.set(AUTHOR)
+    view.author_box.event_generate("<<ComboboxSelected>>")
+    wait_until(window.root, lambda: view.loaded and view.ctl.author == AUTHOR)
+
+
+def test_find_review_split_swap_undo_and_open_a_cell(open_window, sample):
+    window, view = open_review(open_window, sample)
     assert view.author.get() == DETECTOR  # nobody has marks yet: the detector's proposals are offered
     window.run("dedup.review")
     assert window.dedup_review is view  # reused, not opened twice
 
-    view.author.set(AUTHOR)
-    view.author_box.event_generate("<<ComboboxSelected>>")
-    wait_until(window.root, lambda: view.loaded and view.ctl.author == AUTHOR)
+    show_author(window, view)
     view.mode.set("paper")
     said: list[str] = []
     view.status.trace_add("write", lambda *_: said.append(view.status.get()))
@@ -101,14 +111,8 @@ def test_find_review_split_swap_undo_and_open_a_cell(open_window, sample):
 
 
 def test_robust_search_says_it_compares_the_photos_then_finds_every_pair(open_window, sample):
-    window = open_window(sample, AUTHOR)
-    window.job_runner = lambda n: SyncRunner()
-    window.run("dedup.review")
-    view = window.dedup_review
-    wait_until(window.root, lambda: view.loaded)
-    view.author.set(AUTHOR)
-    view.author_box.event_generate("<<ComboboxSelected>>")
-    wait_until(window.root, lambda: view.loaded and view.ctl.author == AUTHOR)
+    window, view = open_review(open_window, sample)
+    show_author(window, view)
     assert view.mode.get() == "robust"
     said: list[str] = []
     view.status.trace_add("write", lambda *_: said.append(view.status.get()))

@@ -72,6 +72,12 @@ def test_opening_a_folder_that_is_not_a_project_says_so(tmp_path):
     (tmp_path / "project.json").write_text(json.dumps({"format": "raabin-labeler-project/1", "default_box_size": "big"}))
     with pytest.raises(StoreError, match="default_box_size"):
         Project.open(tmp_path)
+    (tmp_path / "project.json").write_text(json.dumps({"format": "raabin-labeler-project/9"}))
+    with pytest.raises(StoreError, match="a newer raabin-labeler made it: please upgrade"):
+        Project.open(tmp_path)
+    (tmp_path / "project.json").write_text(json.dumps({"format": "labelme"}))
+    with pytest.raises(StoreError, match="got 'labelme'$"):
+        Project.open(tmp_path)
 
 
 def test_an_unchanged_file_is_not_parsed_again_but_any_change_is_seen(tmp_path, make_photo):

@@ -18,7 +18,8 @@ from .store import StoreError, load_annotation, read_json, save_annotation, writ
 from .taxonomy import Taxonomy, TaxonomyError
 
 PROJECT_FILE = "project.json"
-PROJECT_FORMAT = "raabin-labeler-project/1"
+PROJECT_VERSION = 1
+PROJECT_FORMAT = f"raabin-labeler-project/{PROJECT_VERSION}"
 DETECTOR = "detector"
 CONSENSUS = "consensus"
 DEFAULT_BOX_SIZE = 575  # the Raabin-WBC crops: 575×575 px at full resolution
@@ -104,8 +105,13 @@ class Project:
         data = read_json(path)
         if not isinstance(data, dict):
             raise StoreError(path, "expected a JSON object")
-        if data.get("format") != PROJECT_FORMAT:
-            raise StoreError(path, f"expected format {PROJECT_FORMAT!r}, got {data.get('format')!r}", "format")
+        found = data.get("format")
+        if found != PROJECT_FORMAT:
+            prefix, _, version = str(found).rpartition("/")
+            newer = f"{prefix}/" == PROJECT_FORMAT[:-len(str(PROJECT_VERSION))] and version.isdigit() \
+                and int(version) > PROJECT_VERSION
+            raise StoreError(path, f"expected format {PROJECT_FORMAT!r}, got {found!r}"
+                             + ("; a newer raabin-labeler made it: please upgrade" if newer else ""), "format")
         for key, kind in (("name", str), ("images", str), ("experts", list)):
             if key in data and not isinstance(data[key], kind):
                 raise StoreError(path, f"expected {kind.__name__}", key)

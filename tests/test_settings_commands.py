@@ -126,3 +126,10 @@ def test_rebindings_from_settings_drive_the_registry(config):
     assert reg.bindings()["<Control-Shift-z>"] == "redo"
     reg.run(reg.bindings()["<Control-Shift-z>"])
     assert ran == ["redo"]
+
+
+def test_a_rebinding_that_is_not_text_is_dropped_on_load(config):
+    import json
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "settings.json").write_text(json.dumps({"key_bindings": {"photo.next": 5, "edit.undo": "<Control-u>"}}))
+    assert Settings.load().key_bindings == {"edit.undo": "<Control-u>"}

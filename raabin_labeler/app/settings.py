@@ -55,6 +55,9 @@ class Settings:
             if f.name in data and isinstance(data[f.name], type(getattr(settings, f.name))) or (
                     f.name in data and getattr(settings, f.name) is None and isinstance(data[f.name], str)):
                 setattr(settings, f.name, data[f.name])
+        # a key is a Tk sequence string ("" unbinds): anything else, typed by hand, is dropped here
+        settings.key_bindings = {k: v for k, v in settings.key_bindings.items()
+                                 if isinstance(k, str) and isinstance(v, str)}
         return settings
 
     def save(self, path: Path | None = None, data: dict[str, Any] | None = None) -> None:

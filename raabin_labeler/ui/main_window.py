@@ -212,9 +212,22 @@ class MainWindow:
                 self._menu_vars[command.id].set(command.checked())
 
     def _bind_keys(self) -> None:
-        """Keys are bound on the canvas, so typing in the acquisition fields labels nothing."""
+        """Keys are bound on the canvas, so typing in the acquisition fields labels nothing.
+
+        A rebinding Tk cannot read (settings.json edited by hand) is skipped and named, never
+        a window that does not open. X11 sends Shift+Tab as ISO_Left_Tab: bound too, or Tk's own
+        focus traversal took the key (focus on the Done button; Space then marked photos done).
+        """
+        bad = []
         for sequence, command_id in self.registry.bindings().items():
-            self.canvas.bind(sequence, lambda e, cid=command_id: self._key(cid))
+            sequences = [sequence, "<ISO_Left_Tab>"] if sequence == "<Shift-Tab>" else [sequence]
+            for each in sequences:
+                try:
+                    self.canvas.bind(each, lambda e, cid=command_id: self._key(cid))
+                except (tk.TclError, TypeError) as exc:
+                    bad.append(f"{command_id} = {sequence!r} ({exc})")
+        if bad:
+            self.note("settings.json key_bindings skipped: " + "; ".join(bad))
         self.canvas.focus_set()
 
     def _key(self, command_id: str) -> str:

@@ -583,6 +583,23 @@ def test_acquisition_for_the_folder_survives_an_unsaved_edit_on_another_photo(ct
     assert [c.id for c in saved.cells] == [cell.id] and saved.acquisition.stain == "Giemsa"
 
 
+def test_a_blank_field_applied_to_the_folder_keeps_what_each_photo_has(ctl):
+    ctl.set_acquisition(Acquisition(smear="S07", magnification=100, camera="Canon EOS"))
+    ctl.open_image("s1/p1.jpg")
+    ctl.set_acquisition(Acquisition(camera="LG G3"), whole_folder=True)
+    settle(ctl)
+    assert on_disk(ctl, "s1/p0.jpg").acquisition == Acquisition(smear="S07", magnification=100, camera="LG G3")
+    assert on_disk(ctl, "s1/p2.jpg").acquisition == Acquisition(camera="LG G3")
+
+
+def test_a_new_photo_of_the_same_folder_starts_with_the_last_ones_acquisition(ctl):
+    ctl.set_acquisition(Acquisition(smear="S07", camera="Canon EOS"))
+    ctl.next_photo()
+    assert ctl.image == "s1/p1.jpg" and ctl.annotation.acquisition == Acquisition(smear="S07", camera="Canon EOS")
+    ctl.open_image("s2/q0.jpg")  # another folder: another slide, perhaps
+    assert ctl.annotation.acquisition == Acquisition()
+
+
 def test_time_spent_counts_gaps_between_edits_up_to_a_cap(ctl):
     ctl.add_cell(Box(10, 300, 50, 340))
     ctl.clock.now += 10

@@ -20,6 +20,10 @@ from .autosave import Autosaver
 IDLE_CAP_SECONDS = 60  # time between two edits counts as work up to this much
 
 
+def _folder(image: str) -> str:
+    return image.rsplit("/", 1)[0] if "/" in image else ""
+
+
 def unhandled_proposals(proposals: tuple[Cell, ...], cells: tuple[Cell, ...]) -> list[Cell]:
     """Proposals with no record in the expert's cells, by id or by a box over the same cell."""
     ids = {c.id for c in cells}
@@ -93,6 +97,9 @@ class LabelingController:
             return False
         self.commit_chord()  # a class key typed just before leaving the photo stands
         self._notify("leaving")
+        left = self.annotation
+        carried = (left.acquisition if left is not None and self.image is not None
+                   and _folder(self.images[index]) == _folder(self.image) else None)
         self._account_time()
         self.index = index
         self.selected = None
@@ -102,7 +109,7 @@ class LabelingController:
         self.problem = None
         image = self.images[index]
         try:
-            self.annotation = self._current_version(image)
+            self.annotation = self._current_version(image, carried)
         except FileProblem as exc:
             self.annotation = None
             self.problem = exc
@@ -115,11 +122,12 @@ class LabelingController:
         self._notify("photo")
         return self.problem is None
 
-    def _current_version(self, image: str) -> ImageAnnotation:
+    def _current_version(self, image: str, carried: Acquisition | None = None) -> ImageAnnotation:
         """The autosaver's unsaved version if there is one (it is newer than the file).
 
         A photo this expert has not opened yet starts with the acquisition details another
-        author already entered for it: smear, camera and microscope are facts, not opinions.
+        author already entered for it: smear, camera and microscope are facts, not opinions;
+        else with ``carried`` (those of the photo just left, in the same folder: the same slide).
         """
         pending = self.autosaver.latest(self.expert, image)
         if pending is not None:
@@ -137,7 +145,7 @@ class LabelingController:
                 continue
             if other is not None and other.acquisition.to_dict():
                 return replace(new, acquisition=other.acquisition)
-        return new
+        return replace(new, acquisition=carried) if carried is not None else new
 
     def open_image(self, image: str) -> bool:
         return self.open_index(self.images.index(image))
@@ -555,7 +563,8 @@ class LabelingController:
         self._commit(replace(self.annotation, status=status), self.selected)
 
     def set_acquisition(self, acquisition: Acquisition, *, whole_folder: bool = False) -> int:
-        """Set the photo's acquisition; with ``whole_folder`` every photo in its folder too.
+        """Set the photo's acquisition; with ``whole_folder`` the fields given (not blank) on
+        every photo in its folder too.
 
         Returns how many photos changed. Other photos go through the autosaver too, starting
         from their unsaved version if they have one, so no pending edit is overwritten.
@@ -564,17 +573,17 @@ class LabelingController:
             return 0
         self._commit(replace(self.annotation, acquisition=acquisition), self.selected)
         changed = 1
-        if whole_folder:
-            folder = self.image.rsplit("/", 1)[0] if "/" in self.image else ""
+        if whole_folder:  # the fields given; a field left blank keeps what each photo has
+            given = {k: v for k, v in acquisition.to_dict().items() if v not in (None, "")}
             for image in self.images:
-                here = image.rsplit("/", 1)[0] if "/" in image else ""
-                if image == self.image or here != folder:
+                if image == self.image or _folder(image) != _folder(self.image):
                     continue
                 try:
                     ann = self._current_version(image)
                 except FileProblem:
                     continue  # an unreadable file is never overwritten
-                self.autosaver.changed(replace(ann, acquisition=acquisition))
+                merged = Acquisition.from_dict({**ann.acquisition.to_dict(), **given})
+                self.autosaver.changed(replace(ann, acquisition=merged))
                 changed += 1
         return changed
 

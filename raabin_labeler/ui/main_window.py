@@ -409,6 +409,7 @@ class MainWindow:
     # -- reacting to the controller ---------------------------------------------------------
     def _changed(self, what: str) -> None:
         if what == "leaving":
+            self.acquisition.apply_if_typed()
             return
         if what == "photo":
             self._show_photo()

@@ -161,6 +161,16 @@ class AcquisitionPanel(ttk.LabelFrame):
             value = values.get(name)
             var.set("" if value is None else str(value))
 
+    def apply_if_typed(self) -> None:
+        """Leaving the photo: values typed without Apply are kept, like every other edit."""
+        ann = self.controller.annotation
+        if ann is None:
+            return
+        saved = ann.acquisition.to_dict()
+        if any(var.get().strip() != ("" if saved.get(name) is None else str(saved[name]))
+               for name, var in self.vars.items()):
+            self.apply(False)
+
     def apply(self, whole_folder: bool) -> None:
         ann = self.controller.annotation
         if ann is None:

@@ -139,6 +139,15 @@ def test_marking_a_photo_done_with_cells_left_says_so(open_window, small_project
     assert "1 cell(s) not labeled yet" in window._note.get()
 
 
+def test_acquisition_typed_without_apply_is_kept_when_the_photo_changes(open_window, small_project):
+    window = open_window(small_project)
+    window.acquisition.vars["smear"].set("S09")  # typed, no Apply, no Enter
+    key(window.canvas, "<Next>")
+    window.controller.autosaver.flush()
+    assert load_annotation(small_project.annotation_path("expert-a", "field-1.jpg")).acquisition.smear == "S09"
+    assert window.acquisition.vars["smear"].get() == "S09"  # carried to the next photo of the folder
+
+
 def test_labeling_a_real_bccd_photo(open_window, tmp_path, bccd):
     photos = tmp_path / "bccd"
     photos.mkdir()

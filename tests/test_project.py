@@ -114,3 +114,37 @@ def test_annotation_files_whose_photo_is_gone_are_named_by_the_commands(tmp_path
                      "--out", str(tmp_path / "coco")]) == 0
     err = capsys.readouterr().err
     assert "4 annotation file(s) have no photo" in err and str(orphans[1]) in err
+
+
+def test_one_expert_in_two_windows_is_caught_and_a_crashed_windows_claim_is_not(tmp_path, make_photo):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from raabin_labeler.core.project import CLAIM_FILE
+
+    project = _project(tmp_path, make_photo)
+    assert project.claim("expert-a") is None
+    assert project.claim("expert-a") is None  # this window again: its own claim
+    claim = project.root / "annotations" / "expert-a" / CLAIM_FILE
+    # another live process of this machine holds it
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        claim.write_text(json.dumps({"host": socket.gethostname(), "pid": other.pid, "user": "ann",
+                                     "since": "2026-11-26T03:00:00Z"}))
+        said = project.claim("expert-a")
+        assert said is not None and "ann" in said and str(other.pid) in said
+        assert json.loads(claim.read_text())["pid"] == other.pid  # not taken without asking
+        assert project.claim("expert-b") is None  # another expert: other files, no danger
+        project.release("expert-a")
+        assert claim.exists()  # not ours to drop
+    finally:
+        other.kill()
+        other.wait()
+    assert project.claim("expert-a") is None  # that process is gone: a stale claim
+    assert json.loads(claim.read_text())["pid"] == os.getpid()
+    assert project.orphan_annotations() == []  # the claim is no annotation
+    project.release("expert-a")
+    assert not claim.exists()

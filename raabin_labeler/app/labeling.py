@@ -599,5 +599,8 @@ class LabelingController:
         return counts
 
     def close(self) -> str | None:
-        """Save everything; returns an error text if something could not be saved."""
-        return self.autosaver.close()
+        """Save everything and give up the claim on this expert's files (Project.claim);
+        returns an error text if something could not be saved."""
+        error = self.autosaver.close()
+        self.project.release(self.expert)
+        return error

@@ -5,16 +5,20 @@ so a folder of hundreds of 16 MP photos opens at once.
 """
 from __future__ import annotations
 
+import getpass
+import json
+import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import FileProblem, UserError
-from .annotation import Author, ImageAnnotation, ImageRef
+from .annotation import Author, ImageAnnotation, ImageRef, now_iso
 from .imageio import DEFAULT_MAX_PIXELS, image_info, is_image
 from .paths import safe_relative
-from .store import StoreError, load_annotation, read_json, save_annotation, write_json
+from .store import StoreError, atomic_write_text, load_annotation, read_json, save_annotation, write_json
 from .taxonomy import Taxonomy, TaxonomyError
 
 PROJECT_FILE = "project.json"
@@ -36,6 +40,25 @@ def check_author_id(author_id: str) -> str:
 def author_for(author_id: str) -> Author:
     kind = {DETECTOR: "detector", CONSENSUS: "consensus"}.get(author_id, "expert")
     return Author(kind, check_author_id(author_id))
+
+
+#: In an expert's annotations folder while a window labels as that expert (hidden: no photo's).
+CLAIM_FILE = ".open-in-a-window.json"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this machine still runs (a claim left by a crash is stale)."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill would end the process there, not probe it
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists, owned by someone else (or the platform cannot tell: assume so)
+    return True
 
 
 def _natural_key(path: str) -> list[Any]:
@@ -198,8 +221,47 @@ class Project:
         if not folder.is_dir():
             return []
         known = {f"{image}.json" for image in self.images()}
-        return sorted(p for p in folder.glob("*/**/*.json")
-                      if p.relative_to(folder).as_posix().split("/", 1)[1] not in known)
+        return sorted(p for p in folder.glob("*/**/*.json") if not p.name.startswith(".")
+                      and p.relative_to(folder).as_posix().split("/", 1)[1] not in known)
+
+    # -- one window per expert ---------------------------------------------------------------
+    def claim(self, author_id: str, *, force: bool = False) -> str | None:
+        """Mark ``author_id`` as labeling here now, unless another live window holds that claim:
+        then say who (and with ``force``, take the claim all the same).
+
+        Why: two windows of one expert both save that expert's files, and the later save of a
+        photo replaced the earlier one's cells (found by QA: a box and its label lost without a
+        word). Two experts never share a file, so only the same expert twice is a danger. A
+        claim of this machine whose process has ended is stale and taken over.
+        """
+        path = self._claim_path(author_id)
+        other = None
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+            if held.get("pid") != os.getpid() or held.get("host") != socket.gethostname():
+                if held.get("host") != socket.gethostname() or _alive(int(held.get("pid", 0))):
+                    other = (f"{held.get('user', '?')} on {held.get('host', '?')} (process {held.get('pid', '?')}), "
+                             f"since {held.get('since', '?')}")
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass  # no claim, or one nobody can read: nothing to report
+        if other is not None and not force:
+            return other
+        atomic_write_text(path, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                            "user": getpass.getuser(), "since": now_iso()}), keep_backup=False)
+        return other
+
+    def release(self, author_id: str) -> None:
+        """Drop this process's claim (a claim another window took over meanwhile stays)."""
+        path = self._claim_path(author_id)
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+            if held.get("pid") == os.getpid() and held.get("host") == socket.gethostname():
+                path.unlink()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def _claim_path(self, author_id: str) -> Path:
+        return self.root / "annotations" / check_author_id(author_id) / CLAIM_FILE
 
     def has_annotation(self, author_id: str, image: str) -> bool:
         return self.annotation_path(author_id, image).exists()

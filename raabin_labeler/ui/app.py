@@ -75,6 +75,15 @@ class Session:
             self.root.deiconify()
             if expert is None:
                 return None
+        other = project.claim(expert)
+        if other is not None:
+            if not messagebox.askyesno(
+                    "Already open for this expert",
+                    f"{expert} is labeling in this project in another window: {other}.\n\nTwo windows of "
+                    f"one expert save the same files, and the later save of a photo replaces the other's "
+                    f"work on it. Open it here anyway?", parent=self.root):
+                return None
+            project.claim(expert, force=True)
         self.settings.expert = expert
         self.settings.remember_project(folder)
         project.add_expert(expert)

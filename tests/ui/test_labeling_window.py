@@ -148,6 +148,30 @@ def test_acquisition_typed_without_apply_is_kept_when_the_photo_changes(open_win
     assert window.acquisition.vars["smear"].get() == "S09"  # carried to the next photo of the folder
 
 
+def test_a_second_window_of_the_same_expert_asks_first(tk_root, small_project, monkeypatch):
+    """The later save of a photo replaced the other window's cells on it (QA, two processes)."""
+    import json
+    import socket
+    from tkinter import messagebox
+
+    from raabin_labeler.app.settings import Settings
+    from raabin_labeler.core.project import CLAIM_FILE
+    from raabin_labeler.ui.app import Session
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        claim = small_project.root / "annotations" / "expert-a" / CLAIM_FILE
+        claim.parent.mkdir(parents=True, exist_ok=True)
+        claim.write_text(json.dumps({"host": socket.gethostname(), "pid": other.pid, "user": "ann", "since": "now"}))
+        asked = []
+        monkeypatch.setattr(messagebox, "askyesno", lambda *a, **k: asked.append(a[1]) or False)
+        assert Session(tk_root, Settings(expert="expert-a")).start(small_project.root, "expert-a") is None
+        assert "another window" in asked[0] and json.loads(claim.read_text())["pid"] == other.pid
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_labeling_a_real_bccd_photo(open_window, tmp_path, bccd):
     photos = tmp_path / "bccd"
     photos.mkdir()

@@ -152,3 +152,26 @@ def test_queue_can_put_the_same_disagreement_in_a_row(tmp_path, make_photo):
     assert grouped.current.image == "img2.jpg" and grouped.current.pair.label_a == "neutrophil.band"
     with pytest.raises(UserError, match="queue order"):
         AdjudicationSession(project, images, "A", "B", "lead", order="random")
+
+
+def test_consensus_exports_leave_out_sent_back_cells_and_the_experts_duplicates(project, tmp_path):
+    """The adjudicated dataset must not hold one physical cell twice, nor an unresolved cell as
+    a labeled one (QA: a later `dedup` on the experts' cells, a sent-back cell exported as wbc)."""
+    from dataclasses import replace
+
+    from raabin_labeler.core.formats.exporter import export_annotations
+
+    session = open_session(project)
+    session.decide("neutrophil.meta")  # d1
+    session.send_back()  # only-a
+    session.decide("lymphocyte.small")  # d2
+    # a later duplicate search on A's cells: img2's agree2 is img1's agree, seen again
+    a2 = project.load("A", "img2.jpg")
+    project.save(a2.with_cell(replace(a2.cell("agree2"), duplicate_of="img1.jpg#agree")))
+    report = export_annotations(project, "coco", [CONSENSUS], tmp_path / "coco")
+    coco = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    exported = sorted(names[a["category_id"]] for a in coco["annotations"])
+    assert len(exported) == 3 and "wbc" not in exported  # agree, d1, d2: not only-a, not agree2
+    assert report.duplicates == 1
+    assert "only-a" in consensus_cells(project, "img1.jpg")  # the consensus file itself is unchanged

@@ -24,6 +24,7 @@ from ..errors import UserError
 from .agreement import CellPair, PairedImage, ProgressFn, no_progress
 from .annotation import Acquisition, Cell, ImageAnnotation, ImageRef, now_iso
 from .project import CONSENSUS, Project, author_for
+from .store import StoreError
 
 AGREED, ADJUDICATED, SENT_BACK = "agreed", "adjudicated", "sent_back"
 DECISIONS = (AGREED, ADJUDICATED, SENT_BACK)
@@ -42,6 +43,31 @@ def consensus_cell(pair: CellPair, label: str | None, decision: str, who: str, w
 
 def decision_of(cell: Cell | None) -> str | None:
     return cell.extra.get("decision") if cell is not None else None
+
+
+def for_export(project: Project, annotation: ImageAnnotation) -> ImageAnnotation:
+    """The consensus as exports see it. A cell the lead sent back has no label yet: left out.
+    A cell either expert's file marks as another's duplicate (``dedup`` run on the experts'
+    cells, before or after the adjudication) is that duplicate here too, so exports leave it out
+    like the experts' own (the consensus file itself never carries the mark)."""
+    experts: dict[str, ImageAnnotation | None] = {}
+    cells = []
+    for cell in annotation.cells:
+        if decision_of(cell) == SENT_BACK:
+            continue
+        duplicate_of = cell.duplicate_of
+        for expert, cell_id in (cell.extra.get("expert_cells") or {}).items():
+            if duplicate_of is not None or not isinstance(cell_id, str):
+                continue
+            if expert not in experts:
+                try:
+                    experts[expert] = project.load(expert, annotation.image.path)
+                except (StoreError, UserError):
+                    experts[expert] = None  # an unreadable or unknown expert file marks nothing
+            theirs = next((c for c in experts[expert].cells if c.id == cell_id), None) if experts[expert] else None
+            duplicate_of = theirs.duplicate_of if theirs is not None else None
+        cells.append(replace(cell, duplicate_of=duplicate_of))
+    return annotation.with_cells(cells)
 
 
 def still_valid(cell: Cell, pair: CellPair, expert_a: str, expert_b: str) -> bool:

@@ -11,7 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 from ...errors import UserError
-from ..project import Project
+from ..annotation import ImageAnnotation
+from ..project import CONSENSUS, Project
 from . import coco, crops, masks, raabin, voc, yolo
 from .common import ExportItem, ProgressFn, no_progress
 from .importer import check_authors
@@ -36,6 +37,14 @@ class ExportReport:
         return out
 
 
+def _as_exported(project: Project, author: str, annotation: ImageAnnotation | None) -> ImageAnnotation | None:
+    """The consensus with the experts' duplicate marks and without sent-back cells; others as saved."""
+    if annotation is None or author != CONSENSUS:
+        return annotation
+    from ..consensus import for_export  # consensus builds on agreement: loaded only when exported
+    return for_export(project, annotation)
+
+
 def export_annotations(project: Project, fmt: str, authors: list[str], out: Path,
                        progress: ProgressFn = no_progress) -> ExportReport:
     """Export ``authors``' annotations (Raabin JSON takes two: Label1, Label2) to folder ``out``."""
@@ -47,7 +56,7 @@ def export_annotations(project: Project, fmt: str, authors: list[str], out: Path
     items: list[ExportItem] = []
     for i, image in enumerate(images):
         progress("reading", i, len(images), image)
-        annotations = tuple(project.load(author, image) for author in authors)
+        annotations = tuple(_as_exported(project, author, project.load(author, image)) for author in authors)
         if any(a is not None for a in annotations):
             items.append(ExportItem(image, annotations))
     progress("reading", len(images), len(images), "")

@@ -40,6 +40,7 @@ class PhotoCanvas(tk.Canvas):
         self.message: str | None = None
         self._photo_item: int | None = None
         self._photo_ref: ImageTk.PhotoImage | None = None  # Tk forgets images nobody holds
+        self.pointed: Box | None = None  # see _draw_pointed
         self._rendered_key: tuple | None = None
         self._detail_job: str | None = None
         self._drawn: dict[str, _Drawn] = {}
@@ -250,6 +251,16 @@ class PhotoCanvas(tk.Canvas):
             self._drawn[cell_id] = _Drawn(box, style)
         self._draw_handles()
         self._draw_others()
+        self._draw_pointed()
+
+    def _draw_pointed(self) -> None:
+        """The place another view sent the user to, when no cell of theirs is there to select
+        (a lead opening a gallery crop sees the experts' cell marked, not an unmarked blob)."""
+        self.delete("pointed")
+        if self.pointed is not None and self.controller.selected is None:
+            x1, y1, x2, y2 = self.screen_box(self.pointed)
+            self.create_rectangle(x1 - 3, y1 - 3, x2 + 3, y2 + 3, outline="#ff40ff", width=2, dash=(2, 3),
+                                  tags=("pointed",))
 
     def _draw_cell(self, cell: Cell, proposal: bool, box, style, fresh: bool) -> None:
         tag = f"cell:{cell.id}"

@@ -260,7 +260,9 @@ class MainWindow:
         elif box is not None:
             c.select_at(*box.center)
         if box is not None:
+            self.canvas.pointed = box  # marked while no cell of this expert is selected there
             self.canvas.center_on(box)
+            self.canvas.refresh()
         self.root.lift()
         self.canvas.focus_set()
 
@@ -440,6 +442,7 @@ class MainWindow:
         keep = self.settings.keep_zoom_between_photos and self.canvas.pyramid is not None
         self.canvas._drawn.clear()
         self.canvas.delete("cell")
+        self.canvas.pointed = None  # a new photo: the place pointed at was on the last one
         self.canvas.set_pyramid(pyramid, render=keep)
         if not keep:
             self.canvas.fit()

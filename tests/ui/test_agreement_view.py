@@ -273,3 +273,22 @@ def test_queue_ordered_by_disagreement_shows_like_cases_together(open_window, tw
     assert [(r[0], r[2], r[3]) for r in rows[:2]] == [("img1.jpg", "Neutrophil", "Band"),
                                                       ("img2.jpg", "Neutrophil", "Band")]
     assert len(rows) == DISAGREEMENTS and view.session.current.image == "img1.jpg"
+
+
+def test_a_lead_sent_to_a_cell_sees_it_marked(open_window, two_expert_project):
+    """The lead has no cells of their own (and blind mode hides the experts'): the place is
+    marked, not an unmarked blob in the middle of the photo."""
+    project = two_expert_project
+    window = open_window(project, "lead")
+    image = project.images()[1]
+    cell = project.load("A", image).cells[0]
+    window.show_cell(image, [cell.id], cell.box)
+    window.root.update()
+    assert window.controller.image == image and window.controller.selected is None
+    (pointed,) = window.canvas.find_withtag("pointed")
+    x1, y1, x2, y2 = window.canvas.coords(pointed)
+    sx1, sy1, sx2, sy2 = window.canvas.screen_box(cell.box)
+    assert x1 < sx1 and y1 < sy1 and x2 > sx2 and y2 > sy2
+    window.run("photo.previous")
+    window.root.update()
+    assert not window.canvas.find_withtag("pointed")

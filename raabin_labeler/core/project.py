@@ -263,6 +263,11 @@ class Project:
     def _claim_path(self, author_id: str) -> Path:
         return self.root / "annotations" / check_author_id(author_id) / CLAIM_FILE
 
+    def has_annotations(self, author_id: str) -> bool:
+        """Whether the author has saved any annotation here (a claim or an empty folder is none)."""
+        folder = self.root / "annotations" / check_author_id(author_id)
+        return any(not p.name.startswith(".") for p in folder.rglob("*.json")) if folder.is_dir() else False
+
     def has_annotation(self, author_id: str, image: str) -> bool:
         return self.annotation_path(author_id, image).exists()
 

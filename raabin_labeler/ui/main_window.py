@@ -294,8 +294,14 @@ class MainWindow:
         from .agreement_view import AgreementView
         if self.agreement_view is not None and self.agreement_view.exists():
             self.agreement_view.top.lift()
-        else:
-            self.agreement_view = AgreementView.for_window(self, self._callback_exception)
+            return
+        labeling = self.controller.project.has_annotations(self.controller.expert)
+        if self.settings.blind and labeling and not messagebox.askyesno(
+                "Blind mode is on", f"The agreement view shows the other experts' labels of every cell, "
+                f"which blind mode hides while {self.controller.expert} labels. Open it anyway?",
+                parent=self.root):
+            return
+        self.agreement_view = AgreementView.for_window(self, self._callback_exception)
 
     def open_dedup_review(self) -> None:
         """Tools → Duplicate cells… (issue 5, item 5)."""

@@ -44,6 +44,7 @@ def two_expert_project(tmp_path) -> Project:
 
 def _open_view(open_window, project):
     window = open_window(project, "A")
+    window.settings.blind = False  # expert A looking at the agreement: blind mode would ask first
     window.run("agreement.open")
     view = window.agreement_view
     wait_until(window.root, lambda: view.loaded)
@@ -189,6 +190,7 @@ def test_a_broken_expert_file_is_named_and_left_out_and_the_rest_is_compared(ope
     broken = project.annotation_path("B", "img2.jpg")
     broken.write_text("{ not json")
     window = open_window(project, "A")
+    window.settings.blind = False
     window.run("agreement.open")
     view = window.agreement_view
     wait_until(window.root, lambda: not view.tasks.busy("load"))
@@ -292,3 +294,17 @@ def test_a_lead_sent_to_a_cell_sees_it_marked(open_window, two_expert_project):
     window.run("photo.previous")
     window.root.update()
     assert not window.canvas.find_withtag("pointed")
+
+
+def test_blind_mode_asks_an_expert_before_showing_the_other_experts_labels(open_window, two_expert_project,
+                                                                          monkeypatch):
+    from tkinter import messagebox
+    asked = []
+    monkeypatch.setattr(messagebox, "askyesno", lambda *a, **k: asked.append(a[0]) or False)
+    window = open_window(two_expert_project, "A")
+    assert window.settings.blind
+    window.run("agreement.open")
+    assert asked == ["Blind mode is on"] and window.agreement_view is None
+    lead = open_window(two_expert_project, "lead")  # no labels of their own: nothing to protect
+    lead.run("agreement.open")
+    assert asked == ["Blind mode is on"] and lead.agreement_view is not None

@@ -222,6 +222,13 @@ def test_raabin_round_trip_keeps_a_sub_type_unsure_label(project, tmp_path):
     assert labels == ["lymphocyte", "neutrophil", "neutrophil.mature"]
 
 
+def test_an_export_names_labels_the_taxonomy_does_not_know(project, tmp_path):
+    annotate(project, "e1", "a.jpg", [([10, 10, 60, 60], "foo.bar"), ([100, 10, 160, 60], "monocyte")])
+    report = export_annotations(project, "coco", ["e1"], tmp_path / "coco")
+    assert report.unknown_labels == {"foo.bar": 1}
+    assert "labels not in the project's taxonomy, exported under that name: 'foo.bar' (1)" in report.lines()[-1]
+
+
 def test_raabin_with_one_author_says_label2_was_left_and_refuses_other_json(project, tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(RAABIN))
     report = import_annotations(project, "raabin", tmp_path / "a.json", ["e1"])

@@ -6,7 +6,7 @@ marked as the duplicate of another are left out of every format.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -28,12 +28,16 @@ class ExportReport:
     rejected: int
     duplicates: int
     written: str
+    unknown_labels: dict[str, int] = field(default_factory=dict)  # label not in the taxonomy → cells
 
     def lines(self) -> list[str]:
         counts = " and ".join(f"{n} cell(s) of {author}" for author, n in self.cells.items())
         out = [f"exported {counts} on {self.photos} photo(s): {self.written}"]
         if self.rejected or self.duplicates:
             out.append(f"left out {self.rejected} rejected cell(s) and {self.duplicates} marked as duplicates")
+        if self.unknown_labels:  # a hand-edited file, or a taxonomy changed since: exported by that name
+            named = ", ".join(f"{label!r} ({n})" for label, n in sorted(self.unknown_labels.items()))
+            out.append(f"warning: labels not in the project's taxonomy, exported under that name: {named}")
         return out
 
 
@@ -69,12 +73,16 @@ def export_annotations(project: Project, fmt: str, authors: list[str], out: Path
     out.mkdir(parents=True, exist_ok=True)
     cells = dict.fromkeys(authors, 0)
     rejected = duplicates = 0
+    unknown: dict[str, int] = {}
     for item in items:
         for annotation in filter(None, item.annotations):
             rejected += sum(c.rejected for c in annotation.cells)
             duplicates += sum(c.duplicate_of is not None and not c.rejected for c in annotation.cells)
         for slot, author in enumerate(authors):
             cells[author] += len(item.cells(slot))
+            for cell in item.cells(slot):
+                if cell.label is not None and cell.label not in project.taxonomy:
+                    unknown[cell.label] = unknown.get(cell.label, 0) + 1
     done = 0
 
     def advance(image: str) -> None:
@@ -87,4 +95,4 @@ def export_annotations(project: Project, fmt: str, authors: list[str], out: Path
         written = writer.write(project, items, out, advance)
     except OSError as exc:  # disk full, read-only share: one line, not a traceback
         raise UserError(f"{exc.filename or out}: cannot write the export: {exc.strerror or exc}") from None
-    return ExportReport(len(items), cells, rejected, duplicates, written)
+    return ExportReport(len(items), cells, rejected, duplicates, written, unknown)

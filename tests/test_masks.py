@@ -271,14 +271,57 @@ def test_saving_a_proposal_adopts_it_with_the_detectors_id(project):
     assert ctl.find(proposal.id) == (saved, False) and saved.source == proposal.source
 
 
-def test_saving_after_the_photo_changed_or_the_box_was_resized_is_refused(ctl):
+def test_saving_after_the_box_was_moved_or_resized_is_refused(ctl):
+    """The panel's mask is of the crop it opened on: on a moved box it would be misaligned."""
     p = panel(ctl)
     ctl.select(p.cell_id)
-    ctl.nudge(1, 0)  # same size: still fine
-    p.save()
-    ctl.set_box(p.cell_id, Box(WBC.x1, WBC.y1, WBC.x2 + 10, WBC.y2))
-    with pytest.raises(UserError, match="changed size"):
+    ctl.nudge(1, 0)
+    with pytest.raises(UserError, match="moved or resized"):
         p.save()
+    ctl.set_box(p.cell_id, Box(WBC.x1, WBC.y1, WBC.x2 + 10, WBC.y2))
+    with pytest.raises(UserError, match="moved or resized"):
+        p.save()
+
+
+def test_moving_resizing_or_relabeling_across_the_basophil_line_drops_a_saved_mask(ctl, project, tmp_path):
+    """The mask no longer fits (found by QA: exported misaligned, or the masks export refused);
+    undo brings the box and its mask back together."""
+    saved = panel(ctl).save()
+    ctl.select(saved.id)
+    ctl.nudge(3, 0)
+    moved = the_cell(ctl, Box(WBC.x1 + 3, WBC.y1, WBC.x2 + 3, WBC.y2))
+    assert moved.nucleus_mask is None and "mask_status" not in moved.extra and "nucleus_threshold" not in moved.extra
+    ctl.undo()
+    assert the_cell(ctl) == saved
+    ctl.begin_edit()  # a drag on a corner handle, as the window does it
+    ctl.set_box(saved.id, Box(WBC.x1, WBC.y1, WBC.x2 + 10, WBC.y2))
+    ctl.end_edit()
+    assert ctl.annotation.cell(saved.id).nucleus_mask is None
+    ctl.undo()
+    flushed(ctl)
+    export_annotations(project, "masks", [EXPERT], tmp_path / "m")  # the export goes through
+    ctl.label_selected("neutrophil.band")  # still a nucleus split: the mask stays
+    assert ctl.annotation.cell(saved.id).nucleus_mask == saved.nucleus_mask
+    ctl.select(saved.id)  # labeling moved on to the next cell to label
+    ctl.label_selected("basophil")  # whole-cell only from now on
+    assert ctl.annotation.cell(saved.id).nucleus_mask is None
+
+
+def test_a_second_save_never_overwrites_the_png_an_undo_points_back_at(ctl, project):
+    p = panel(ctl)
+    first = p.save()
+    p.step(+40)
+    second = p.save()
+    assert second.nucleus_mask != first.nucleus_mask
+    shown = load_cell_mask(project, second)
+    ctl.undo()
+    assert the_cell(ctl).nucleus_mask == first.nucleus_mask
+    assert not np.array_equal(load_cell_mask(project, the_cell(ctl)), shown)  # the first mask, as it was
+    ctl.redo()
+    np.testing.assert_array_equal(load_cell_mask(project, the_cell(ctl)), shown)
+    # the same mask saved again is the same file
+    again = panel(ctl).save()
+    assert again.nucleus_mask == second.nucleus_mask
 
 
 # -- the masks export ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Callable
 
 from ..core import geometry
 from ..core.annotation import Acquisition, Box, Cell, ImageAnnotation
+from ..core.masks import stale_masks_dropped
 from ..core.project import DETECTOR, Project, author_for
 from ..core.store import StoreError
 from ..errors import FileProblem
@@ -262,6 +263,8 @@ class LabelingController:
         """The detector wrote new proposals for the current photo (a background job)."""
         if self.image is not None:
             self.proposals = self._load_proposals(self.image)
+            if self.selected is None and self.advance_after_label and self.annotation is not None:
+                self._select_first_unlabeled()  # digits label at once, as on a photo just opened
             self._notify("cells")
 
     def editable(self) -> bool:
@@ -286,6 +289,9 @@ class LabelingController:
         if undoable:
             self._undo.append(_Snapshot(self.annotation, self.selected))
             self._redo.clear()
+        kept = stale_masks_dropped(self.annotation.cells, annotation.cells)  # a moved box's mask no longer fits
+        if kept is not None:
+            annotation = annotation.with_cells(kept)
         self.annotation = self._with_time(annotation)
         self.selected = selected
         self.autosaver.changed(self.annotation)

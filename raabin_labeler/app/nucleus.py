@@ -20,7 +20,7 @@ from PIL import Image
 from ..core.annotation import Box, Cell
 from ..core.imageio import crop_box
 from ..core.masks import (ADJUSTED, AUTO, mark_failed, mask_status, save_cell_mask, saved_channel, saved_outline,
-                          saved_threshold)
+                          saved_threshold, whole_cell_only)
 from ..core.nucleus import FITTED, SLIDER_METHODS, NucleusMethod, NucleusSession, compose_mask
 from ..errors import UserError
 from .labeling import LabelingController
@@ -42,11 +42,6 @@ def method_for(cell: Cell) -> NucleusMethod:
     """The default method, unless the cell's saved threshold is a level of another channel (a
     cell adjusted under the earlier default): then that method, so the expert's mask comes back."""
     return SLIDER_METHODS.get(saved_channel(cell) or FITTED.channel, FITTED)
-
-
-def whole_cell_only(cell: Cell) -> bool:
-    """Basophils: their granules hide the nucleus border, so the mask is the whole cell (issue 6)."""
-    return bool(cell.label) and (cell.label == "basophil" or cell.label.startswith("basophil."))
 
 
 # -- polygon geometry (pure; the canvas hit-tests through these) ---------------------------------
@@ -119,6 +114,7 @@ class NucleusPanelController:
         self.image = labeling.image
         self.session = session
         self.crop_size = session.crop_size  # (width, height) of the box
+        self.box = found[0].box  # the crop the session was prepared on
         cell = found[0]
         if session.crop_size != (cell.box.width, cell.box.height):
             raise ValueError(f"the session's crop {session.crop_size} is not cell {cell_id}'s box")
@@ -282,8 +278,8 @@ class NucleusPanelController:
         if not self.labeling.editable():
             raise UserError(f"{self.image}: the annotation file cannot be edited")
         cell = self.cell
-        if (cell.box.width, cell.box.height) != self.crop_size:
-            raise UserError(f"cell {self.cell_id}'s box changed size; reopen the panel to redo its mask")
+        if cell.box != self.box:  # the mask would be of the old crop: misaligned, or the wrong size
+            raise UserError(f"cell {self.cell_id}'s box was moved or resized; reopen the panel to redo its mask")
         return cell
 
     def save(self) -> Cell:

@@ -18,6 +18,7 @@ Writes are atomic like every other project file (temporary file, fsync, ``os.rep
 """
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path, PurePosixPath
 from typing import Sequence
@@ -47,9 +48,41 @@ class MaskError(FileProblem):
 
 
 def mask_rel_path(author: str, image: str, cell_id: str) -> str:
-    """``masks/<author>/<image>/<cell-id>.png`` (FORMAT.md's example), relative to the project."""
+    """``masks/<author>/<image>/<cell-id>.png`` (FORMAT.md's example), relative to the project;
+    a later, different mask of the cell gets ``<cell-id>-<content hash>.png`` (save_cell_mask)."""
     rel = PurePosixPath("masks", check_author_id(author), safe_relative(image).as_posix(), f"{cell_id}.png")
     return safe_relative(rel.as_posix()).as_posix()
+
+
+def whole_cell_only(cell: Cell) -> bool:
+    """Basophils: their granules hide the nucleus border, so the mask is the whole cell (issue 6)."""
+    return bool(cell.label) and (cell.label == "basophil" or cell.label.startswith("basophil."))
+
+
+def without_mask(cell: Cell) -> Cell:
+    """The cell with no mask record: no PNG reference, status, threshold, channel or outline."""
+    extra = {k: v for k, v in cell.extra.items() if k not in (STATUS_KEY, THRESHOLD_KEY, CHANNEL_KEY, OUTLINE_KEY)}
+    return cell.edited(nucleus_mask=None, extra=extra)
+
+
+def stale_masks_dropped(before: Sequence[Cell], after: Sequence[Cell]) -> list[Cell] | None:
+    """``after`` with the mask records that no longer fit dropped; None if none did.
+
+    A mask is of one box and one kind of cell: a box moved or resized since (the PNG is the old
+    crop's, at the old size: exported misaligned, or refused by the masks export), or a label
+    moved across the basophil line (a whole-cell-only mask for a cell that should have its
+    nucleus split, or the reverse) no longer fits. The PNG stays on disk: undo brings the box
+    and its mask back together.
+    """
+    old = {c.id: c for c in before}
+    out, dropped = [], False
+    for cell in after:
+        was = old.get(cell.id)
+        if (was is not None and (cell.nucleus_mask is not None or STATUS_KEY in cell.extra)
+                and (was.box != cell.box or whole_cell_only(was) != whole_cell_only(cell))):
+            cell, dropped = without_mask(cell), True
+        out.append(cell)
+    return out if dropped else None
 
 
 def mask_status(cell: Cell) -> str | None:
@@ -110,12 +143,18 @@ def save_cell_mask(project: Project, author: str, image: str, cell: Cell, mask: 
     if status not in (AUTO, ADJUSTED):
         raise ValueError(f"a saved mask is {AUTO!r} or {ADJUSTED!r}, got {status!r}")
     mask = check_mask(mask, cell)
-    rel = mask_rel_path(author, image, cell.id)
-    path = project.mask_path(rel)
     buffer = io.BytesIO()
     Image.fromarray(mask, mode="L").save(buffer, format="PNG", optimize=False, compress_level=6)
+    data = buffer.getvalue()
+    rel = mask_rel_path(author, image, cell.id)
+    path = project.mask_path(rel)
+    if path.exists() and _content(path) != data:
+        # never written over: an earlier save's record (undo, redo) may point at it
+        rel = mask_rel_path(author, image, f"{cell.id}-{hashlib.sha256(data).hexdigest()[:12]}")
+        path = project.mask_path(rel)
     try:
-        atomic_write_bytes(path, buffer.getvalue())
+        if _content(path) != data:
+            atomic_write_bytes(path, data)
     except OSError as exc:
         raise MaskError(path, f"cannot be saved: {exc.strerror or exc}") from None
     extra = {k: v for k, v in cell.extra.items() if k not in (THRESHOLD_KEY, CHANNEL_KEY, OUTLINE_KEY)}
@@ -127,6 +166,13 @@ def save_cell_mask(project: Project, author: str, image: str, cell: Cell, mask: 
     if outline is not None:
         extra[OUTLINE_KEY] = [[int(round(x)), int(round(y))] for x, y in outline]
     return cell.edited(nucleus_mask=rel, extra=extra)
+
+
+def _content(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def mark_failed(cell: Cell) -> Cell:

@@ -27,8 +27,7 @@ def test_detect_this_photo_then_accept_and_reject(open_window, tmp_path, bccd):
     assert window.canvas.itemcget(f"cell:{proposals[0].id}:rect", "dash")  # proposals are dashed
     assert load_annotation(project.annotation_path("detector", "BloodImage_00000.jpg")).cells
     assert not project.has_annotation("expert-a", "BloodImage_00000.jpg")  # a job never writes an expert's file
-    key(window.canvas, "<Tab>")
-    assert c.selected == proposals[0].id
+    assert c.selected == proposals[0].id  # selected as it arrives: digits and `a` work at once
     key(window.canvas, "<Key-a>")
     window.controller.autosaver.flush()
     (accepted,) = load_annotation(project.annotation_path("expert-a", "BloodImage_00000.jpg")).cells

@@ -5,10 +5,10 @@ import argparse
 from pathlib import Path
 
 from ..app.agreement import AgreementController
-from . import warn_orphans
 from ..core.agreement import LEVELS
 from ..core.store import atomic_write_text, dumps
 from ..errors import UserError
+from . import warn_orphans
 from ..core.project import Project
 from .import_ import StageBars
 

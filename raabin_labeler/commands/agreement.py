@@ -7,9 +7,9 @@ from pathlib import Path
 from ..app.agreement import AgreementController
 from ..core.agreement import LEVELS
 from ..core.store import atomic_write_text, dumps
+from ..core.project import Project
 from ..errors import UserError
 from . import warn_orphans
-from ..core.project import Project
 from .import_ import StageBars
 
 

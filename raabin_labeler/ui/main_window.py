@@ -547,6 +547,10 @@ class MainWindow:
             pass
 
     def close(self) -> None:
+        # what is typed or adjusted but not applied is kept, as when the photo changes
+        self.acquisition.apply_if_typed()
+        if self.nucleus_panel is not None and self.nucleus_panel.exists():
+            self.nucleus_panel.save_adjustments()
         error = self.controller.autosaver.flush()
         if error and not messagebox.askyesno(
                 "Unsaved changes", f"Saving failed: {error}\n\nClose anyway and lose the last change?",

@@ -135,8 +135,10 @@ class NucleusPanel:
         if found is None or c.image is None:
             self.status.set("Select a cell in the window first")
             return
-        if self.controller is not None and self.controller.cell_id != cell_id:
-            self._save_adjustments()  # per-cell adjustments are kept (issue 6), not dropped on a switch
+        if self.controller is not None and self.controller.cell_id == cell_id and self._pending is None:
+            return  # `n` again on the cell shown: keep it as the expert left it (adjusted or not)
+        if self.controller is not None:
+            self.save_adjustments()  # per-cell adjustments are kept (issue 6), not dropped on a switch
         self._token += 1
         self.controller = None
         self._set_enabled(False)
@@ -366,7 +368,7 @@ class NucleusPanel:
             self.show_cell(self.labeling.selected)
 
     # -- the labeling window's changes ----------------------------------------------------------
-    def _save_adjustments(self) -> None:
+    def save_adjustments(self) -> None:
         """Save the shown cell's mask if the expert adjusted it since the last save."""
         if self.controller is not None and self.controller.changed:
             self.save()
@@ -385,7 +387,7 @@ class NucleusPanel:
         ctl = self.controller
         pending = self._pending
         if what == "leaving":  # the expert moves to another photo: keep what they adjusted here
-            self._save_adjustments()
+            self.save_adjustments()
             return
         if what == "photo":
             if (ctl and ctl.image != self.labeling.image) or (pending and pending[2] != self.labeling.image):

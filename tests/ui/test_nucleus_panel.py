@@ -12,6 +12,7 @@ from raabin_labeler.core.annotation import Box
 from raabin_labeler.core.masks import load_cell_mask
 from raabin_labeler.core.nucleus import WORK_SIZE
 from raabin_labeler.core.project import Project
+from raabin_labeler.core.store import load_annotation
 from raabin_labeler.ui.nucleus_panel import open_nucleus_panel
 
 from .conftest import wait_until
@@ -180,3 +181,23 @@ def test_an_adjustment_is_never_dropped_without_a_word(open_window, bccd_project
     c.select(first.id)
     panel = open_ready(window)
     assert panel.controller.threshold == auto - 10
+
+
+def test_n_again_or_quitting_keeps_an_adjustment(open_window, bccd_project):
+    window = open_window(bccd_project)
+    c = window.controller
+    first = c.add_cell(WBC, "neutrophil")
+    c.select(first.id)
+    window.run("cell.nucleus")  # `n`
+    panel = window.nucleus_panel
+    wait_until(window.root, lambda: panel.ready)
+    auto = panel.controller.threshold
+    panel.step_buttons[+10].invoke()
+    window.run("cell.nucleus")  # `n` again on the cell shown: not reset to the automatic threshold
+    window.root.update()
+    assert panel.controller.threshold == auto + 10 and panel.controller.changed
+    window.acquisition.vars["stain"].set("Wright")  # typed, not applied
+    window.close()  # quitting: both kept, as on a change of photo
+    saved = load_annotation(bccd_project.annotation_path("expert-a", PHOTO))
+    assert saved.cell(first.id).extra["nucleus_threshold"] == auto + 10
+    assert saved.acquisition.stain == "Wright"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"raabin-labeler: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `raabin-labeler agreement … | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # nothing more to flush into the closed pipe at exit
+        return 141
     except OSError as exc:  # a folder that is a file, a read-only place, a full disk: one line, no traceback
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"raabin-labeler: {where}{exc.strerror or exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Sequence
 
 from ..core.project import Project
 
@@ -9,9 +10,12 @@ from ..core.project import Project
 ORPHANS_SHOWN = 20
 
 
-def warn_orphans(project: Project) -> None:
-    """Name the annotation files whose photo is gone: their cells are in no result of this run."""
-    orphans = project.orphan_annotations()
+def warn_orphans(project: Project, authors: Sequence[str] | None = None) -> None:
+    """Name the annotation files (of ``authors``, default all) whose photo is gone: their cells
+    are in no result of this run."""
+    folders = None if authors is None else {project.root / "annotations" / a for a in authors}
+    orphans = [p for p in project.orphan_annotations()
+               if folders is None or any(f in p.parents for f in folders)]
     if orphans:
         print(f"raabin-labeler: warning: {len(orphans)} annotation file(s) have no photo in "
               f"{project.images_dir} (moved, renamed or deleted?) and are left out:", file=sys.stderr)

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
-    warn_orphans(project)
+    warn_orphans(project, args.experts)
     expert_a, expert_b = args.experts
     ctl = AgreementController(project, expert_a, expert_b)
     with StageBars() as bars:

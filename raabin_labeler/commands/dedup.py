@@ -93,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
 def run_project(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
-    warn_orphans(project)
     authors = [a for a in project.authors() if a != CONSENSUS]
     who = args.who or (DETECTOR if DETECTOR in authors else authors[0] if len(authors) == 1 else None)
     if who is None:
@@ -101,6 +100,7 @@ def run_project(args: argparse.Namespace) -> int:
                         f"({', '.join(authors) or 'nobody has annotations yet'})")
     if who not in authors:
         raise UserError(f"{project.root}: {who!r} has no annotations here ({', '.join(authors)})")
+    warn_orphans(project, [who])
     with ProgressBar(1, "hash") as bar:
         found = find_project_duplicates(project, who, mode=args.mode, progress=hashing_then_comparing(bar),
                                         fields_progress=comparing_photos(bar))

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
-    warn_orphans(project)
+    warn_orphans(project, args.who)
     with StageBars() as bars:
         report = export_annotations(project, args.format, args.who, args.out, bars)
     print("\n".join(report.lines()))

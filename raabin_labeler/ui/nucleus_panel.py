@@ -70,6 +70,9 @@ class NucleusPanel:
         self._build()
         self.top.protocol("WM_DELETE_WINDOW", self.close_asking)
         self.top.bind("<Escape>", lambda e: self.close_asking())
+        # the photo keys work from the panel too (its adjustment is saved on the way)
+        self.top.bind("<Next>", lambda e: self.labeling.next_photo())
+        self.top.bind("<Prior>", lambda e: self.labeling.previous_photo())
         labeling.listeners.append(self._labeling_changed)
 
     # -- layout ---------------------------------------------------------------------------

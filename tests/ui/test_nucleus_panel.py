@@ -174,7 +174,7 @@ def test_an_adjustment_is_never_dropped_without_a_word(open_window, bccd_project
     panel = open_ready(window)
     assert panel.controller.threshold == auto + 10
     panel.step_buttons[-20].invoke()
-    window.run("photo.next")
+    panel.top.event_generate("<Next>")  # PageDown with the panel in front
     window.root.update()
     assert c.image == OTHER_PHOTO and not panel.exists()
     window.run("photo.previous")

@@ -50,22 +50,23 @@ def for_export(project: Project, annotation: ImageAnnotation) -> ImageAnnotation
     A cell either expert's file marks as another's duplicate (``dedup`` run on the experts'
     cells, before or after the adjudication) is that duplicate here too, so exports leave it out
     like the experts' own (the consensus file itself never carries the mark)."""
-    experts: dict[str, ImageAnnotation | None] = {}
+    marks: dict[str, dict[str, str]] = {}  # expert → their cell id → duplicate_of, read once per photo
+
+    def mark(expert: str, cell_id: object) -> str | None:
+        if expert not in marks:
+            try:
+                theirs = project.load(expert, annotation.image.path)
+            except (StoreError, UserError):
+                theirs = None  # an unreadable or unknown expert file marks nothing
+            marks[expert] = {c.id: c.duplicate_of for c in theirs.cells if c.duplicate_of} if theirs else {}
+        return marks[expert].get(cell_id) if isinstance(cell_id, str) else None
+
     cells = []
     for cell in annotation.cells:
         if decision_of(cell) == SENT_BACK:
             continue
-        duplicate_of = cell.duplicate_of
-        for expert, cell_id in (cell.extra.get("expert_cells") or {}).items():
-            if duplicate_of is not None or not isinstance(cell_id, str):
-                continue
-            if expert not in experts:
-                try:
-                    experts[expert] = project.load(expert, annotation.image.path)
-                except (StoreError, UserError):
-                    experts[expert] = None  # an unreadable or unknown expert file marks nothing
-            theirs = next((c for c in experts[expert].cells if c.id == cell_id), None) if experts[expert] else None
-            duplicate_of = theirs.duplicate_of if theirs is not None else None
+        experts = (cell.extra.get("expert_cells") or {}).items()
+        duplicate_of = cell.duplicate_of or next(filter(None, (mark(e, c) for e, c in experts)), None)
         cells.append(replace(cell, duplicate_of=duplicate_of))
     return annotation.with_cells(cells)
 

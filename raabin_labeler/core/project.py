@@ -22,8 +22,9 @@ from .store import StoreError, atomic_write_text, load_annotation, read_json, sa
 from .taxonomy import Taxonomy, TaxonomyError
 
 PROJECT_FILE = "project.json"
+PROJECT_FORMAT_NAME = "raabin-labeler-project"
 PROJECT_VERSION = 1
-PROJECT_FORMAT = f"raabin-labeler-project/{PROJECT_VERSION}"
+PROJECT_FORMAT = f"{PROJECT_FORMAT_NAME}/{PROJECT_VERSION}"
 DETECTOR = "detector"
 CONSENSUS = "consensus"
 DEFAULT_BOX_SIZE = 575  # the Raabin-WBC crops: 575×575 px at full resolution
@@ -130,9 +131,8 @@ class Project:
             raise StoreError(path, "expected a JSON object")
         found = data.get("format")
         if found != PROJECT_FORMAT:
-            prefix, _, version = str(found).rpartition("/")
-            newer = f"{prefix}/" == PROJECT_FORMAT[:-len(str(PROJECT_VERSION))] and version.isdigit() \
-                and int(version) > PROJECT_VERSION
+            name, _, version = str(found).rpartition("/")
+            newer = name == PROJECT_FORMAT_NAME and version.isdigit() and int(version) > PROJECT_VERSION
             raise StoreError(path, f"expected format {PROJECT_FORMAT!r}, got {found!r}"
                              + ("; a newer raabin-labeler made it: please upgrade" if newer else ""), "format")
         for key, kind in (("name", str), ("images", str), ("experts", list)):

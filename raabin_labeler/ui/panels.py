@@ -154,21 +154,20 @@ class AcquisitionPanel(ttk.LabelFrame):
         ttk.Button(buttons, text="Apply to folder", command=lambda: self.apply(True)).pack(side="left")
         self.columnconfigure(1, weight=1)
 
-    def refresh(self) -> None:
+    def _saved_text(self) -> dict[str, str]:
+        """The photo's recorded values as the fields show them."""
         ann = self.controller.annotation
         values = ann.acquisition.to_dict() if ann else {}
-        for name, var in self.vars.items():
-            value = values.get(name)
-            var.set("" if value is None else str(value))
+        return {name: "" if values.get(name) is None else str(values[name]) for name in self.vars}
+
+    def refresh(self) -> None:
+        for name, text in self._saved_text().items():
+            self.vars[name].set(text)
 
     def apply_if_typed(self) -> None:
         """Leaving the photo: values typed without Apply are kept, like every other edit."""
-        ann = self.controller.annotation
-        if ann is None:
-            return
-        saved = ann.acquisition.to_dict()
-        if any(var.get().strip() != ("" if saved.get(name) is None else str(saved[name]))
-               for name, var in self.vars.items()):
+        if self.controller.annotation is not None and any(
+                self.vars[name].get().strip() != text for name, text in self._saved_text().items()):
             self.apply(False)
 
     def apply(self, whole_folder: bool) -> None:

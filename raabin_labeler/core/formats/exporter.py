@@ -79,8 +79,9 @@ def export_annotations(project: Project, fmt: str, authors: list[str], out: Path
             rejected += sum(c.rejected for c in annotation.cells)
             duplicates += sum(c.duplicate_of is not None and not c.rejected for c in annotation.cells)
         for slot, author in enumerate(authors):
-            cells[author] += len(item.cells(slot))
-            for cell in item.cells(slot):
+            exported = item.cells(slot)
+            cells[author] += len(exported)
+            for cell in exported:
                 if cell.label is not None and cell.label not in project.taxonomy:
                     unknown[cell.label] = unknown.get(cell.label, 0) + 1
     done = 0

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from raabin_labeler.core.lanczos import reduce_square
+from raabin_labeler.core.lanczos import _clip8, reduce_square
 
 
 def pillow(gray: np.ndarray, side: int) -> np.ndarray:
@@ -24,3 +24,10 @@ def test_square_thumbnails_equal_pillows(side):
 def test_other_shapes_are_refused_rather_than_guessed():
     with pytest.raises(ValueError, match="square"):
         reduce_square(np.zeros((40, 60), np.uint8), (8,))
+
+
+def test_rounding_ties_go_up_as_in_pillow():
+    """Pillow rounds (sum + 2²¹) >> 22, ties up; a plain nearest-even conversion would not."""
+    step = 2.0 ** -22  # sums are multiples of this once divided by 2²²
+    sums = np.array([[0.5, 2.5, 254.5, -0.5, -1.5, 0.5 - step, 255.5, 300.0]])
+    np.testing.assert_array_equal(_clip8(sums), [[1, 3, 255, 0, 0, 0, 255, 255]])

@@ -315,3 +315,20 @@ def test_jpeg_size_is_the_displayed_one_even_when_the_decode_cannot_tell(tmp_pat
     shown = ImageOps.exif_transpose(Image.open(tmp_path / "cell.jpg"))
     size, rgb = nucleus_command.read_crop(tmp_path / "cell.jpg", 144)
     assert size == shown.size and rgb.shape[:2] == (-(-shown.height // 4), -(-shown.width // 4))
+
+
+def _report_opencv_threads(task):
+    raise ValueError(f"opencv threads {cv2.getNumThreads()}")
+
+
+def test_batch_workers_run_opencv_on_one_thread_each_and_the_caller_gets_its_own_back(tmp_path, monkeypatch):
+    _crops_folder(tmp_path / "crops")
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)  # as on a 2-core machine; the pool's two processes already fill both cores
+    monkeypatch.setattr(nucleus_command, "write_mask", _report_opencv_threads)  # the forked workers see it too
+    try:
+        written, errors = nucleus_command.make_masks(nucleus_command.find_crops(tmp_path / "crops"), tmp_path / "masks")
+        assert written == 0 and len(errors) == 3 and all("opencv threads 1" in e for e in errors), errors
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)

@@ -157,7 +157,16 @@ def make_masks(crops: list[Path], out_dir: Path, nucleus_only: bool = False,
     tasks = [(crop, out_dir, nucleus_only) for crop in crops]
     job = Job("nucleus", write_mask, tasks, runner=runner or PoolRunner(processes=True, chunk=8),
               describe=lambda task: task[0].name)
-    return run_job_with_bar(job, "nucleus")
+    # One OpenCV thread in each pool process: the processes already keep every core busy, and
+    # OpenCV's own thread per core in each only adds hand-overs (8 % more CPU per mask, 0.64
+    # of 7.5 ms on 575-px crops). Set here, in the calling process, so the forked workers start
+    # with it: reconfiguring OpenCV's threads inside a forked worker can hang it.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return run_job_with_bar(job, "nucleus")
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _check_writable(folder: Path) -> None:

@@ -25,6 +25,7 @@ square blocks, so memory stays bounded as the number of crops grows.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -47,14 +48,13 @@ Mode = Literal["paper", "robust"]
 #: block of a 32x32 LANCZOS thumbnail.
 HASH_SIDE = 8
 PHASH_SIDE = 32
-#: The paper's hashes come from the full decode, in grey: the JPEG decoder hands out its own
-#: luma, so no colour conversion, and the hashes are ImageHash's bit for bit. A reduced (draft)
-#: decode was faster (4.5x on 575-px crops, 1/4 scale) but changed the pHash of 30 % of those
-#: crops (27 % at 1/2 scale), and the reference mode must be the paper's rule exactly. A pHash
-#: splits 64 coefficients at their median, so it always has 32 ones: any change moves two bits,
-#: and issue 5's "within 1 bit" means "identical" for it (benchmarks/dedup_speed.py).
-#: ``None``: no reduction.
-PAPER_DECODE_SIDE = None
+# The paper's hashes come from the full colour decode converted to grey by Pillow, as
+# ImageHash's ``image.convert("L")`` does (:func:`imagehash_gray`). A reduced (draft) decode was
+# faster (4.5x on 575-px crops, 1/4 scale) but changed the pHash of 30 % of those crops (27 % at
+# 1/2 scale), and the reference mode must be the paper's rule exactly. A pHash splits 64
+# coefficients at their median, so it always has 32 ones: any change moves two bits, and issue
+# 5's "within 1 bit" means "identical" for it (benchmarks/dedup_speed.py).
+
 #: The nucleus is found on a copy reduced to this short side (see :func:`nucleus_frame`).
 NUCLEUS_SIDE = 64
 #: Side of the nucleus-aligned grey patch kept for cross-correlation (bytes per crop = square).
@@ -190,6 +190,11 @@ def _dct_matrix(n: int, keep: int) -> np.ndarray:
 
 
 _DCT = _dct_matrix(PHASH_SIDE, HASH_SIDE)
+#: A pHash bit is a DCT coefficient compared with the median of the 64. The coefficients are
+#: below 4 * 32 * 32 * 255 ~ 1e6 in size, so both our matrix DCT and scipy's FFT-based one are
+#: within ~1e-8 of the exact value (float64, a few dozen terms); when the two coefficients
+#: nearest the median are further apart than this, every bit is the same in both.
+MEDIAN_MARGIN = 1e-6
 
 
 def image_hashes(gray: np.ndarray) -> tuple[int, int]:
@@ -202,12 +207,83 @@ def image_hashes(gray: np.ndarray) -> tuple[int, int]:
         small, pixels = lanczos.reduce_square(gray, (HASH_SIDE, PHASH_SIDE))
     else:
         image = Image.fromarray(gray)
-        small, pixels = (np.asarray(image.resize((side, side), Image.Resampling.LANCZOS), np.float64)
+        small, pixels = (np.asarray(image.resize((side, side), Image.Resampling.LANCZOS))
                          for side in (HASH_SIDE, PHASH_SIDE))
-    ahash = pack_bits(small > small.mean())
-    low = cv2.gemm(cv2.gemm(_DCT, pixels, 1.0, None, 0.0), _DCT, 1.0, None, 0.0, flags=cv2.GEMM_2_T)
-    phash = pack_bits(low > np.median(low))
-    return ahash, phash
+    return pack_bits(small > small.mean()), _phash(pixels)
+
+
+def _phash(pixels: np.ndarray) -> int:
+    """ImageHash's pHash of a 32x32 uint8 thumbnail: the 8x8 low-frequency DCT block above its median.
+
+    Two small matrix products stand in for scipy's two FFT-based DCTs and ``np.median`` (0.05
+    ms less per crop). Their rounding differs from scipy's, which can only matter when a
+    coefficient ties the median: flat or symmetric crops, whose AC coefficients are exactly 0
+    but come out of either DCT as rounding noise. Then scipy decides, as in ImageHash.
+    """
+    low = cv2.gemm(cv2.gemm(_DCT, pixels.astype(np.float64), 1.0, None, 0.0), _DCT, 1.0, None, 0.0,
+                   flags=cv2.GEMM_2_T)
+    ranked = np.sort(low, axis=None)
+    middle = HASH_SIDE * HASH_SIDE // 2
+    if ranked[middle] - ranked[middle - 1] <= 2 * MEDIAN_MARGIN:
+        from scipy.fftpack import dct
+        low = dct(dct(pixels, axis=0), axis=1)[:HASH_SIDE, :HASH_SIDE]
+        return pack_bits(low > np.median(low))
+    return pack_bits(low > (ranked[middle - 1] + ranked[middle]) / 2)
+
+
+#: Start-of-frame markers Pillow reads a JPEG's size and layers from (JpegImagePlugin.MARKER).
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def imagehash_gray(path: str | Path) -> np.ndarray:
+    """The grey pixels ImageHash hashes: ``np.asarray(Image.open(path).convert("L"))``.
+
+    The colour decode is needed: the JPEG decoder's own luma (PIL ``draft("L")``, OpenCV's
+    IMREAD_GRAYSCALE) differs from Pillow's RGB -> L where colours clip (9 % of the speed
+    benchmark's crops) and changed 2 pHashes in 6,000. A plain JPEG goes to the same Pillow
+    decoder with the same arguments, without ``Image.open``'s marker parsing in Python (0.1 ms
+    of ~0.35 per 185-px crop); anything else through ``Image.open``. Neither applies the EXIF
+    orientation, as ImageHash does not. Raises :class:`FileProblem` naming the file.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        frame = _plain_jpeg_frame(data)
+        if frame is None:
+            with Image.open(path) as image:
+                return np.asarray(image.convert("L"))
+        mode, size = frame
+        return np.asarray(Image.frombytes(mode, size, data, "jpeg", mode, "").convert("L"))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise FileProblem(path, f"cannot read this crop as an image ({_reason(exc, path)})") from exc
+
+
+def _plain_jpeg_frame(data: bytes) -> tuple[str, tuple[int, int]] | None:
+    """(mode, size) as ``Image.open`` reads them from an 8-bit grey or colour JPEG's frame header.
+
+    None, leaving the file to ``Image.open``, for anything less plain: not a JPEG, padding or
+    junk between markers, no single frame header before the scan, CMYK, other depths, or more
+    pixels than Pillow's decompression-bomb limit.
+    """
+    if not data.startswith(b"\xff\xd8\xff"):
+        return None
+    frames, at = [], 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xDA:  # start of scan: the headers are over
+            if len(frames) != 1:
+                return None
+            bits, height, width, layers = frames[0]
+            limit = Image.MAX_IMAGE_PIXELS  # None when a caller switched the check off
+            if bits != 8 or layers not in (1, 3) or (limit is not None and width * height > limit):
+                return None
+            return ("L" if layers == 1 else "RGB"), (width, height)
+        if marker in (0x01, 0xFF) or 0xD0 <= marker <= 0xD9:  # no length field
+            return None
+        if marker in _JPEG_FRAMES and at + 10 <= len(data):
+            frames.append(struct.unpack_from(">BHHB", data, at + 4))
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return None
 
 
 def open_reduced(path: str | Path, min_side: int | None, mode: str = "RGB") -> Image.Image:
@@ -278,7 +354,7 @@ def crop_signature(path: str | Path, aligned: bool = True) -> Signature:
     Without ``aligned`` (the paper's mode needs none of it) the aligned fields are zeros.
     """
     if not aligned:
-        ahash, phash = image_hashes(np.asarray(open_reduced(path, PAPER_DECODE_SIDE, "L")))
+        ahash, phash = image_hashes(imagehash_gray(path))
         return Signature(ahash, phash, 0, 0, np.zeros((PATCH_SIDE, PATCH_SIDE), np.uint8))
     im = open_reduced(path, dedup_match.MATCH_SIDE)
     ahash, phash = image_hashes(np.asarray(im.convert("L")))

@@ -197,3 +197,27 @@ def test_one_photo_that_cannot_be_saved_does_not_block_the_others(saver, disk, c
 def test_close_flushes(saver, disk):
     saver.changed(annotation("a.jpg", 1))
     assert saver.close() is None and "a.jpg" in disk.files
+
+
+def test_an_expert_who_never_pauses_still_has_their_work_on_disk_within_a_second(saver, disk, clock):
+    """Arrow-key repeat or a fast run of label keys: an edit every 0.3 s must not postpone the
+    save for ever (kill -9 after 10 s of that lost all 10 s)."""
+    versions = []
+    for _ in range(10):
+        versions.append(annotation(cells=len(versions) + 1))
+        saver.changed(versions[-1])
+        clock.advance(0.3)
+        saver.tick()
+        if disk.calls:
+            break
+    assert disk.calls == 1 and clock.now - 100.0 <= 1.2  # saved by the first change's second
+    written = disk.files["a.jpg"]
+    for _ in range(5):  # still typing: the next save comes a second after the one written
+        versions.append(annotation(cells=len(versions) + 1))
+        saver.changed(versions[-1])
+        clock.advance(0.3)
+        saver.tick()
+    assert disk.calls == 2 and disk.files["a.jpg"] is not written
+    clock.advance(0.5)
+    saver.tick()
+    assert disk.files["a.jpg"] is versions[-1] and not saver.dirty

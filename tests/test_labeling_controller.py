@@ -293,6 +293,57 @@ def test_a_second_key_that_is_no_sub_type_keeps_the_parent_and_labels_the_next_c
     assert ctl.selected == three_cells[2]
 
 
+def test_reject_after_a_class_key_rejects_the_cell_and_labels_nothing(ctl):
+    """1 then x on a proposal: the expert changed their mind. The pending class used to be
+    committed when the selection moved on, un-rejecting the cell as a neutrophil."""
+    ctl.select("d-1")
+    ctl.label_key("1")
+    ctl.reject_selected()
+    ctl.commit_chord()  # the chord's timeout fires later: nothing may be left to commit
+    assert ctl.annotation.cell("d-1").rejected and ctl.annotation.cell("d-1").label is None
+    assert ctl.find("d-2")[1] and ctl.find("d-2")[0].label == "lymphocyte"  # still an open proposal
+    settle(ctl)
+    assert on_disk(ctl).cell("d-1").rejected and on_disk(ctl).cell("d-1").label is None
+
+
+def test_delete_after_a_class_key_does_not_label_the_next_cell(ctl, three_cells):
+    ctl.label_key("2")
+    ctl.delete_selected()
+    assert ctl.selected == three_cells[1]
+    ctl.commit_chord()
+    assert [c.label for c in ctl.cells()] == [None, None]
+
+
+def test_undo_after_a_class_key_takes_back_only_the_key(ctl, three_cells):
+    """3 (monocyte, on to the next cell), 1, Ctrl+Z: the undone cell used to end up a neutrophil
+    when the chord timed out."""
+    ctl.label_key("3")
+    ctl.label_key("1")
+    assert ctl.can_undo() and ctl.chord_parent == "neutrophil"
+    ctl.undo()
+    ctl.commit_chord()
+    assert label_of(ctl, three_cells[0]) == "monocyte" and label_of(ctl, three_cells[1]) is None
+    ctl.undo()
+    ctl.commit_chord()
+    assert [c.label for c in ctl.cells()] == [None, None, None]
+
+
+def test_redo_after_a_class_key_does_not_label_the_cell_redo_selects(ctl, three_cells):
+    ctl.label_key("3")
+    ctl.undo()
+    ctl.label_key("1")
+    ctl.redo()
+    ctl.commit_chord()
+    assert [c.label for c in ctl.cells()] == ["monocyte", None, None]
+
+
+def test_a_box_drawn_after_a_class_key_leaves_it_on_the_cell_it_was_typed_for(ctl, three_cells):
+    ctl.label_key("1")
+    new = ctl.add_cell(Box(50, 300, 150, 400))
+    ctl.commit_chord()
+    assert label_of(ctl, three_cells[0]) == "neutrophil" and label_of(ctl, new.id) is None
+
+
 def test_a_second_key_that_means_nothing_keeps_the_parent(ctl, three_cells):
     ctl.label_key("2")
     assert ctl.label_key("9") == "lymphocyte"
@@ -557,6 +608,23 @@ def test_restore_backup_replaces_a_broken_file_and_keeps_the_broken_one_aside(ct
     assert ctl.problem is None and [c.id for c in ctl.cells()] == [first.id]
     assert [p.read_text() for p in path.parent.glob(path.name + ".broken-*")] == ["garbage"]
     assert load_annotation(path).cell(first.id).label == "basophil"
+
+
+def test_a_restored_backup_counts_again_after_leaving_the_photo(ctl, project):
+    """The photo was "unreadable" until its backup was restored; leaving it kept that status, so
+    its labels were missing from "cells labeled" and U skipped it."""
+    ctl.open_image("s1/p1.jpg")
+    ctl.add_cell(Box(10, 10, 100, 100), "basophil")
+    settle(ctl)
+    ctl.add_cell(Box(200, 10, 300, 100), "monocyte")
+    settle(ctl)
+    project.annotation_path(EXPERT, "s1/p1.jpg").write_text("garbage", encoding="utf-8")
+    ctl.next_photo()
+    ctl.previous_photo()
+    assert ctl.restore_backup()
+    ctl.next_photo()
+    assert ctl.photo_status("s1/p1.jpg").state == "in progress"
+    assert "cells labeled 1" in ctl.progress_text()
 
 
 # -- photo-level edits ----------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Debounced saving off the Tk thread, with retries: no change is ever silently dropped.
 
 The window calls :meth:`Autosaver.tick` every ~100 ms from ``after``; a change is saved once
-``delay`` seconds pass without a newer one, on a worker thread. A failed save keeps the change
+``delay`` seconds pass without a newer one, or at the latest ``max_wait`` seconds after the first
+change not saved yet (an expert who never pauses — arrow-key repeat, a fast run of label keys —
+would otherwise have nothing on disk until they stop), on a worker thread. A failed save keeps the change
 pending, shows "save failed" and is retried; :meth:`flush` saves everything before closing.
 Clock and executor are injectable, so tests run it with a fake clock and synchronously.
 """
@@ -29,15 +31,17 @@ def _key(annotation: ImageAnnotation) -> Key:
 
 class Autosaver:
     def __init__(self, save: Callable[[ImageAnnotation], object], *, delay: float = 0.5,
-                 retry_after: float = 2.0, clock: Callable[[], float] = time.monotonic,
+                 max_wait: float = 1.0, retry_after: float = 2.0, clock: Callable[[], float] = time.monotonic,
                  executor: Executor | None = None):
         self._save = save
         self.delay = delay
+        self.max_wait = max_wait
         self.retry_after = retry_after
         self.clock = clock
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._pending: dict[Hashable, ImageAnnotation] = {}
         self._last_change = 0.0
+        self._waiting_since: dict[Hashable, float] = {}  # per photo: its oldest change not on disk
         self._retry_at: dict[Hashable, float] = {}  # per photo: one failing photo blocks no other
         self._in_flight: tuple[Future, Key, ImageAnnotation] | None = None
         self.error: str | None = None
@@ -45,8 +49,10 @@ class Autosaver:
 
     def changed(self, annotation: ImageAnnotation) -> None:
         """Record the newest version of an annotation; call on the Tk thread."""
-        self._pending[_key(annotation)] = annotation
-        self._last_change = self.clock()
+        key, now = _key(annotation), self.clock()
+        self._pending[key] = annotation
+        self._waiting_since.setdefault(key, now)
+        self._last_change = now
 
     def latest(self, author_id: str, image: str) -> ImageAnnotation | None:
         """The newest unsaved (or being saved) version, which is newer than the file on disk."""
@@ -90,13 +96,17 @@ class Autosaver:
     def _due(self, key: Hashable, now: float) -> bool:
         if key in self._retry_at:
             return now >= self._retry_at[key]
-        return now - self._last_change >= self.delay
+        return (now - self._last_change >= self.delay
+                or now - self._waiting_since.get(key, now) >= self.max_wait)
 
     def _settle(self, key: Key, annotation: ImageAnnotation, exc: BaseException | None, now: float) -> None:
         if exc is None:
             self.saves += 1
             if self._pending.get(key) is annotation:  # nothing newer arrived meanwhile
                 del self._pending[key]
+                self._waiting_since.pop(key, None)
+            elif key in self._pending:  # a newer change waits from the moment this one was written
+                self._waiting_since[key] = now
             self._retry_at.pop(key, None)
             if not self._retry_at:
                 self.error = None
@@ -124,6 +134,7 @@ class Autosaver:
                 continue
             self.saves += 1
             del self._pending[key]
+            self._waiting_since.pop(key, None)
             self._retry_at.pop(key, None)
         self.error = "; ".join(errors) or None
         return self.error

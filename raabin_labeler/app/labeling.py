@@ -109,6 +109,7 @@ class LabelingController:
         self._edit_start = None
         self.problem = None
         image = self.images[index]
+        self._statuses.pop(image, None)  # read again: "unreadable" may be over (a backup restored)
         try:
             self.annotation = self._current_version(image, carried)
         except FileProblem as exc:
@@ -317,6 +318,7 @@ class LabelingController:
     def add_cell(self, box: Box, label: str | None = None) -> Cell | None:
         if not self.editable():
             return None
+        self.commit_chord()  # a new box is another cell: the class typed for the selected one stands
         w, h = self._size()
         cell = Cell.new(box.clipped(w, h), label, source=f"expert:{self.expert}")
         self._commit(self.annotation.with_cell(cell), cell.id)
@@ -428,6 +430,7 @@ class LabelingController:
         """Delete an expert's cell; on a proposal, Delete means reject (it is kept, marked)."""
         if self.selected is None or not self.editable():
             return
+        self.drop_chord()  # the cell goes: a class key typed for it must not land on the next one
         found = self.find(self.selected)
         if found is None:
             return
@@ -459,13 +462,17 @@ class LabelingController:
         self._commit(annotation.with_cell(cell), cell.id)
 
     def reject_selected(self) -> None:
-        """`X`: a proposal that is not a cell; kept as rejected so agreement can count it."""
+        """`X`: a proposal that is not a cell; kept as rejected so agreement can count it.
+
+        A class key typed just before is dropped: the expert changed their mind about this cell
+        (it used to label the rejected cell when the selection moved on, undoing the reject)."""
         adopted = self._selected_for_edit()
         if adopted is None:
             return
         annotation, cell = adopted
         if not (cell.source or "").startswith("detector"):
             return
+        self.drop_chord()
         if not self.advance_after_label:
             self._commit(annotation.with_cell(cell.edited(rejected=True, label=None)), self._cell_after(cell.id))
             return
@@ -533,6 +540,12 @@ class LabelingController:
         self.label_selected(path)
         return path
 
+    def drop_chord(self) -> None:
+        """Forget a class key waiting for its sub-type (the expert went on to undo or reject)."""
+        if self.chord_parent is not None:
+            self.chord_parent = None
+            self._notify("status")
+
     def commit_chord(self) -> str | None:
         parent, self.chord_parent = self.chord_parent, None
         if parent is not None:
@@ -541,15 +554,21 @@ class LabelingController:
 
     # -- undo -----------------------------------------------------------------------------
     def can_undo(self) -> bool:
-        return bool(self._undo)
+        return bool(self._undo) or self.chord_parent is not None
 
     def can_redo(self) -> bool:
         return bool(self._redo)
 
     def undo(self) -> None:
+        """Undo the last edit; a class key still waiting for its sub-type is the last thing
+        typed, so Ctrl+Z takes back only that (it used to label the cell undo went back to)."""
+        if self.chord_parent is not None:
+            self.drop_chord()
+            return
         self._step(self._undo, self._redo)
 
     def redo(self) -> None:
+        self.drop_chord()  # else it would land on the cell redo selects
         self._step(self._redo, self._undo)
 
     def _step(self, source: list[_Snapshot], target: list[_Snapshot]) -> None:

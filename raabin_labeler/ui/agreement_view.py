@@ -568,6 +568,9 @@ class AgreementView:
         if not char:
             return None
         tax = self.project.taxonomy
+        if char == "s":  # sends back the cell shown: a class key typed for it just before is dropped
+            self.send_back()
+            return "break"
         if self._chord is not None:
             parent = self._chord
             child = tax.by_hotkey(char, parent)
@@ -584,9 +587,6 @@ class AgreementView:
                 self._show_item()
             else:
                 self.decide(path)
-            return "break"
-        if char == "s":
-            self.send_back()
             return "break"
         return None
 
@@ -637,7 +637,10 @@ class AgreementView:
 
     def undo(self) -> None:
         if self.session is not None:
-            self._cancel_chord()
+            if self._chord is not None:  # the class key is the last thing typed: only it is taken back
+                self._cancel_chord()
+                self._show_item()
+                return
             if not self.session.can_undo:
                 self.status.set("Nothing to undo.")
                 return

@@ -308,3 +308,29 @@ def test_blind_mode_asks_an_expert_before_showing_the_other_experts_labels(open_
     lead = open_window(two_expert_project, "lead")  # no labels of their own: nothing to protect
     lead.run("agreement.open")
     assert asked == ["Blind mode is on"] and lead.agreement_view is not None
+
+
+def test_s_after_a_class_key_sends_back_the_cell_shown_and_ctrl_z_takes_back_only_the_key(
+        open_window, two_expert_project):
+    """1 then s: the lead changed their mind about the cell on screen. It used to be decided
+    Neutrophil and the next cell sent back instead."""
+    project = two_expert_project
+    window, view = _open_view(open_window, project)
+    view.lead.set("lead-1")
+    view.start_button.invoke()
+    wait_until(window.root, lambda: view.session is not None)
+    session, keys = view.session, view.keys_widget
+    keys.focus_force()
+    first = session.current
+    key(keys, "<Key-1>")
+    key(keys, "<Key-s>")
+    second = session.current
+    cells = _consensus(project)
+    assert cells[(first.image, first.cell_id)]["decision"] == "sent_back"
+    assert (second.image, second.cell_id) not in cells
+    # 1 then Ctrl+Z: the key is taken back, the send-back stands, nothing is decided later
+    key(keys, "<Key-1>")
+    key(keys, "<Control-z>")
+    view._commit_chord()  # the chord's timeout
+    assert session.current is second and (second.image, second.cell_id) not in _consensus(project)
+    assert _consensus(project)[(first.image, first.cell_id)]["decision"] == "sent_back"

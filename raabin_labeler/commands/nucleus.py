@@ -26,6 +26,7 @@ from PIL import Image
 from ..core.imageio import DEFAULT_MAX_PIXELS, ImageError, image_info, open_image, to_array
 from ..core.jobs import Job, PoolRunner, Runner
 from ..core.nucleus import BATCH_WORK_SIZE, batch_mask
+from ..core.jpeg_header import jpeg_frames
 from ..core.png import encode_gray_png
 from ..errors import UserError
 from ..progress import report_failures, run_job_with_bar
@@ -104,25 +105,12 @@ def read_crop(path: Path, side: int) -> tuple[tuple[int, int], np.ndarray]:
     return (info.width, info.height), to_array(open_image(path))
 
 
-#: JPEG frame markers (SOF0-15 without DHT C4, JPG C8, DAC CC): they carry the stored size.
-_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
 def _jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
     """(width, height) as stored in a JPEG's frame header; None if ``data`` is not such a JPEG."""
-    raw = data.tobytes() if len(data) < 4096 else data[:65536].tobytes()  # headers come first
-    if raw[:3] != b"\xff\xd8\xff":
+    frames = jpeg_frames(data[:65536].tobytes())  # headers come first
+    if not frames or not (frames[0].width and frames[0].height):
         return None
-    at = 2
-    while at + 9 <= len(raw) and raw[at] == 0xFF:
-        marker, length = raw[at + 1], int.from_bytes(raw[at + 2:at + 4], "big")
-        if marker in _FRAMES:
-            height, width = int.from_bytes(raw[at + 5:at + 7], "big"), int.from_bytes(raw[at + 7:at + 9], "big")
-            return (width, height) if width and height else None
-        if marker == 0xDA:  # scan data: no frame header before it
-            return None
-        at += 2 + length
-    return None
+    return frames[0].width, frames[0].height
 
 
 def write_mask(task: tuple[Path, Path, bool]) -> Path:

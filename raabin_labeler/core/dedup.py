@@ -25,7 +25,6 @@ square blocks, so memory stays bounded as the number of crops grows.
 from __future__ import annotations
 
 import os
-import struct
 import threading
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,7 @@ from PIL import Image
 from scipy import ndimage
 
 from raabin_labeler.core import dedup_match, lanczos
+from raabin_labeler.core.jpeg_header import jpeg_frames
 from raabin_labeler.core.jobs import PoolRunner, Runner, SyncRunner
 from raabin_labeler.errors import FileProblem
 
@@ -231,10 +231,6 @@ def _phash(pixels: np.ndarray) -> int:
     return pack_bits(low > (ranked[middle - 1] + ranked[middle]) / 2)
 
 
-#: Start-of-frame markers Pillow reads a JPEG's size and layers from (JpegImagePlugin.MARKER).
-_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
 def imagehash_gray(path: str | Path) -> np.ndarray:
     """The grey pixels ImageHash hashes: ``np.asarray(Image.open(path).convert("L"))``.
 
@@ -265,25 +261,13 @@ def _plain_jpeg_frame(data: bytes) -> tuple[str, tuple[int, int]] | None:
     junk between markers, no single frame header before the scan, CMYK, other depths, or more
     pixels than Pillow's decompression-bomb limit.
     """
-    if not data.startswith(b"\xff\xd8\xff"):
+    frames = jpeg_frames(data)
+    if frames is None or len(frames) != 1:
         return None
-    frames, at = [], 2
-    while at + 4 <= len(data) and data[at] == 0xFF:
-        marker = data[at + 1]
-        if marker == 0xDA:  # start of scan: the headers are over
-            if len(frames) != 1:
-                return None
-            bits, height, width, layers = frames[0]
-            limit = Image.MAX_IMAGE_PIXELS  # None when a caller switched the check off
-            if bits != 8 or layers not in (1, 3) or (limit is not None and width * height > limit):
-                return None
-            return ("L" if layers == 1 else "RGB"), (width, height)
-        if marker in (0x01, 0xFF) or 0xD0 <= marker <= 0xD9:  # no length field
-            return None
-        if marker in _JPEG_FRAMES and at + 10 <= len(data):
-            frames.append(struct.unpack_from(">BHHB", data, at + 4))
-        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
-    return None
+    frame, limit = frames[0], Image.MAX_IMAGE_PIXELS  # None when a caller switched the check off
+    if frame.bits != 8 or frame.layers not in (1, 3) or (limit is not None and frame.width * frame.height > limit):
+        return None
+    return ("L" if frame.layers == 1 else "RGB"), (frame.width, frame.height)
 
 
 def open_reduced(path: str | Path, min_side: int | None, mode: str = "RGB") -> Image.Image:

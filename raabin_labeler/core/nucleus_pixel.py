@@ -130,8 +130,8 @@ def _colour_model(root: np.ndarray, nucleus: np.ndarray, surround: np.ndarray) -
     if min(counts) < 5:
         return np.zeros(4), np.zeros((3, 5))
     # The rest is 3×3 algebra on two regions: plain floats, a tenth of NumPy's per-call cost
-    # (0.26 → 0.05 ms a crop; benchmarks/nucleus_speed.py). Masked means in OpenCV: NumPy's
-    # product would wake its BLAS threads in every worker.
+    # (the whole discriminant 0.26 → 0.16 ms a crop). Masked means in OpenCV: NumPy's product
+    # would wake its BLAS threads in every worker.
     means, covs = [], []
     for m, n in zip(masks, counts):
         (r, g, b, _), (rr, gg, bb, _), (rg, gb, br, _) = (cv2.mean(image, m) for image in (sub, squares, products))
@@ -169,13 +169,13 @@ def _matvec(m: list[list[float]], v: list[float] | tuple[float, ...]) -> list[fl
 
 
 def _inverse(m: list[list[float]]) -> tuple[list[list[float]], float]:
-    """Inverse and log-determinant of a 3×3 covariance (positive definite: the ridge) by cofactors."""
+    """Inverse and log-determinant of a 3×3 covariance (positive definite: the ridge), by its adjugate."""
     (a, b, c), (d, e, f), (g, h, i) = m
-    cofactors = [[e * i - f * h, c * h - b * i, b * f - c * e],
-                 [f * g - d * i, a * i - c * g, c * d - a * f],
-                 [d * h - e * g, b * g - a * h, a * e - b * d]]
-    det = a * cofactors[0][0] + b * cofactors[1][0] + c * cofactors[2][0]
-    return [[v / det for v in row] for row in cofactors], math.log(det)
+    adjugate = [[e * i - f * h, c * h - b * i, b * f - c * e],
+                [f * g - d * i, a * i - c * g, c * d - a * f],
+                [d * h - e * g, b * g - a * h, a * e - b * d]]
+    det = a * adjugate[0][0] + b * adjugate[1][0] + c * adjugate[2][0]
+    return [[v / det for v in row] for row in adjugate], math.log(det)
 
 
 def _solve(m: list[list[float]], v: list[float]) -> list[float]:

@@ -24,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "cell's mask PNG as DIR/<photo>/<cell-id>.png and masks.csv listing every cell")
     parser.add_argument("--who", nargs="+", required=True, metavar="AUTHOR",
                         help="whose cells; for raabin a second author fills Label2")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder; files of an earlier export there are replaced, other files never")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files in DIR that no export wrote but that have an exported file's name")
     parser.set_defaults(run=run)
 
 
@@ -32,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
     warn_orphans(project, args.who)
     with StageBars() as bars:
-        report = export_annotations(project, args.format, args.who, args.out, bars)
+        report = export_annotations(project, args.format, args.who, args.out, bars, overwrite=args.overwrite)
     print("\n".join(report.lines()))
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.imageio import IMAGE_SUFFIXES, is_image
-from ..core.project import Project
+from ..core.imageio import IMAGE_SUFFIXES
+from ..core.project import Project, photo_paths
 from ..errors import UserError
 
 
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if not images.is_dir():
         raise UserError(f"{images}: " + ("is a file, not a folder of photos" if images.exists()
                                          else "no such folder of photos"))
-    if not any(is_image(p) and p.is_file() for p in images.rglob("*")):
+    if not photo_paths(images):
         raise UserError(f"{images}: no photos here ({', '.join(IMAGE_SUFFIXES)})")
     project = Project.create(args.project, images, name=args.name, experts=args.experts)
     count = len(project.images())

@@ -49,6 +49,8 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     except PermissionError:
         raise ImageError(path, "cannot be read: permission denied") from None
     except UnidentifiedImageError:
+        if _empty(path):  # a copy that failed or is still running: say so, not "not an image"
+            raise ImageError(path, "is empty (0 bytes): a copy that failed or has not finished?") from None
         raise ImageError(path, "is not an image this tool can read (JPEG, PNG, TIFF or BMP)") from None
     except OSError as exc:
         raise ImageError(path, f"cannot be opened: {exc}") from None
@@ -58,6 +60,13 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
         raise ImageError(path, f"has {w}×{h} = {w * h / 1e6:.0f} MP, over the limit of "
                                f"{max_pixels / 1e6:.0f} MP (raise it in the project settings if this is real)")
     return im
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _orientation(im: Image.Image) -> int:
@@ -77,11 +86,23 @@ def image_info(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     return ImageInfo(h, w, orient) if orient in _TRANSPOSED else ImageInfo(w, h, orient)
 
 
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB. Grey of 16 (or 32) bits is scaled by its bit depth: PIL's own conversion clips
+    every level above 255 to white, so a 16-bit grey photo showed as a white page (found by QA)."""
+    if im.mode == "RGB":
+        return im
+    if im.mode.startswith("I") or im.mode == "F":
+        arr = np.asarray(im).astype(np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) <= 65535 else float(arr.max())
+        grey = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    return im.convert("RGB")
+
+
 def _finish(path: Path, im: Image.Image) -> Image.Image:
     try:
         im.load()
-        out = ImageOps.exif_transpose(im)
-        return out.convert("RGB") if out.mode != "RGB" else out
+        return _to_rgb(ImageOps.exif_transpose(im))
     except (OSError, SyntaxError, ValueError) as exc:
         text = str(exc)
         if "truncated" in text or "broken data stream" in text or "image file is" in text:

@@ -66,6 +66,28 @@ def _natural_key(path: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path)]
 
 
+def photo_paths(base: Path) -> list[str]:
+    """The photos below ``base`` (relative POSIX paths), hidden files and folders left out.
+
+    Symbolic links to folders are followed (a lab links each smear's folder in from where the
+    scanner put it; ``Path.rglob`` skipped them, so their photos were silently not in the
+    project: found by QA), each real folder once, so a link back up cannot loop.
+    """
+    found: list[str] = []
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(base, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = Path(folder).relative_to(base)
+        found += [(rel / name).as_posix() for name in files
+                  if not name.startswith(".") and is_image(Path(name)) and os.path.isfile(os.path.join(folder, name))]
+    return found
+
+
 @dataclass
 class Progress:
     images: int
@@ -191,9 +213,7 @@ class Project:
         base = self.images_dir
         if not base.is_dir():
             raise UserError(f"{base}: the project's images folder is missing")
-        found = [p.relative_to(base).as_posix() for p in base.rglob("*")
-                 if is_image(p) and p.is_file() and not any(part.startswith(".") for part in p.relative_to(base).parts)]
-        self._images = sorted(found, key=_natural_key)
+        self._images = sorted(photo_paths(base), key=_natural_key)
 
     def image_path(self, image: str) -> Path:
         return self.images_dir / safe_relative(image)

@@ -7,6 +7,7 @@ that cannot be read is never overwritten behind the user's back.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -34,13 +35,26 @@ def backup_path(path: Path) -> Path:
     return path.with_name(path.name + BACKUP_SUFFIX)
 
 
+def _hidden_beside(name: str) -> str:
+    """A hidden name for a file beside ``name``, short enough for any file name to have one.
+
+    File names are at most 255 bytes; ``.<name>.<random>.tmp`` of a photo named near that
+    length could not be made, so such a photo's annotation could never be saved (found by QA).
+    """
+    data = name.encode("utf-8")
+    if len(data) <= 120:
+        return "." + name
+    # cut, with a digest of the whole name so two long names of one folder stay apart
+    return "." + data[:100].decode("utf-8", "ignore") + "~" + hashlib.sha1(data).hexdigest()[:12]
+
+
 def _keep_backup(path: Path) -> None:
     """Make ``<name>.bak`` the current version of ``path`` in one atomic step.
 
     A hard link shares the old bytes without copying them; where links are not supported
     (some network shares) a copy is made.
     """
-    staging = path.with_name(f".{path.name}.bak-{os.getpid()}")
+    staging = path.with_name(f"{_hidden_beside(path.name)}.bak-{os.getpid()}")
     try:
         try:
             os.link(path, staging)
@@ -72,7 +86,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, keep_backup: bool = False) ->
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         mode = 0o666 & ~_UMASK
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{_hidden_beside(path.name)}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

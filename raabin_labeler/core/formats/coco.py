@@ -69,6 +69,11 @@ def read(path: Path, root: Path) -> list[ForeignImage]:
     return found
 
 
+def targets(project: Project, items: list[ExportItem], out: Path) -> list[Path]:
+    """The files ``write`` makes, so an export can check first that it replaces none of the user's."""
+    return [out / FILE_NAME]
+
+
 def write(project: Project, items: list[ExportItem], out: Path, advance: Callable[[str], None]) -> str:
     ids = {name: i for i, name in enumerate(category_names(project.taxonomy), start=1)}
     images, annotations = [], []

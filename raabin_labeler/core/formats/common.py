@@ -7,13 +7,14 @@ naming labels, merging into an author's existing work — happens once, here.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Sequence
 
 from ..annotation import Box, Cell, ImageAnnotation, new_cell_id
 from ..imageio import IMAGE_SUFFIXES
-from ..taxonomy import Taxonomy, normalize_name  # the taxonomy's own name matching, so overrides agree
+from ..taxonomy import Taxonomy, normalize_name, slug  # the taxonomy's own name matching, so overrides agree
 
 #: ``progress(stage, done, total, item)``: the CLI draws a bar per stage, the GUI a dialog.
 ProgressFn = Callable[[str, int, int, str], None]
@@ -82,6 +83,23 @@ def image_key(name: str) -> str:
     return "/".join([*parts[:-1], last]).lower()
 
 
+def full_key(name: str) -> str:
+    """A photo reference with its image suffix kept: ``a.jpg.xml`` → ``a.jpg``; "" if it has none.
+
+    Why: ``a.jpg`` and ``a.png`` side by side share the stem key ``a``, so a file that names
+    one of them exactly was reported as "could be any of" both and not imported (found by QA).
+    """
+    parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
+    if not parts:
+        return ""
+    stem, dot, suffix = parts[-1].rpartition(".")
+    if dot and stem and suffix.lower() in ("json", "xml", "txt"):
+        parts[-1] = stem
+    if PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+        return ""
+    return "/".join(parts).lower()
+
+
 @dataclass(frozen=True)
 class Match:
     image: str | None
@@ -95,16 +113,29 @@ class ImageMatcher:
         self.by_path: dict[str, list[str]] = {}
         self.by_stem: dict[str, list[str]] = {}
         self.folders: set[str] = set()  # the names of the project's photo folders
+        self.exact_path: dict[str, list[str]] = {}  # full_key: the image suffix kept
+        self.exact_name: dict[str, list[str]] = {}
         for image in images:
+            exact = full_key(image)
+            self.exact_path.setdefault(exact, []).append(image)
+            self.exact_name.setdefault(exact.rsplit("/", 1)[-1], []).append(image)
             key = image_key(image)
             self.by_path.setdefault(key, []).append(image)
             self.by_stem.setdefault(key.rsplit("/", 1)[-1], []).append(image)
             self.folders.update(key.split("/")[:-1])
 
     def match(self, names: Iterable[str]) -> Match:
-        keys = [k for k in (image_key(n) for n in names if n) if k]
+        names = [n for n in names if n]
+        keys = [k for k in (image_key(n) for n in names) if k]
         for key in keys:
             found = self.by_path.get(key, [])
+            if len(found) == 1:
+                return Match(found[0])
+        for exact in filter(None, map(full_key, names)):  # named with its suffix: a.jpg beside a.png
+            found = self.exact_path.get(exact, [])
+            folder = exact.split("/")[-2] if "/" in exact else None
+            if not found and folder not in self.folders:  # a folder of the project means a photo there
+                found = self.exact_name.get(exact.rsplit("/", 1)[-1], [])
             if len(found) == 1:
                 return Match(found[0])
         for key in keys:
@@ -248,14 +279,45 @@ def exported(cell: Cell) -> bool:
     return not cell.rejected and cell.duplicate_of is None
 
 
+_PLAIN = re.compile(r"(?!\.\.?$)[\w.-]{1,100}")  # a label path (neutrophil.band), a cell id
+
+
+def plain_name(text: str) -> str:
+    """``text`` as one file-name part: a label or cell id as it is, anything else (a hand-edited
+    ``../x``) slugged, so no export file lands outside the export folder."""
+    return text if _PLAIN.fullmatch(text) else slug(text)
+
+
+#: File names are at most 255 bytes; a crop's name adds its cell id and suffix to this part.
+FLAT_NAME_BYTES = 200
+
+
 def flat_name(image: str) -> str:
-    """A photo path as one file-name part: ``smear07/IMG_1.jpg`` → ``smear07__IMG_1``."""
-    return PurePosixPath(image).with_suffix("").as_posix().replace("/", "__")
+    """A photo path as one file-name part: ``smear07/IMG_1.jpg`` → ``smear07__IMG_1``.
+
+    A long one keeps its end (the file name) and is cut at the front: a crop of a photo in a
+    deep folder, or with a long name, could not be written and stopped the export (QA).
+    """
+    flat = PurePosixPath(image).with_suffix("").as_posix().replace("/", "__")
+    data = flat.encode("utf-8")
+    return flat if len(data) <= FLAT_NAME_BYTES else data[-FLAT_NAME_BYTES:].decode("utf-8", "ignore")
 
 
-def output_path(out: Path, image: str, suffix: str) -> Path:
-    """Where a per-photo export file goes: the photo's relative path with a new suffix."""
-    return out / PurePosixPath(image).with_suffix(suffix)
+def output_paths(out: Path, images: Iterable[str], suffix: str, reserved: str | None = None) -> dict[str, Path]:
+    """Where each photo's export file goes: the photo's relative path with a new suffix (``a.xml``
+    for ``a.jpg``), but ``a.jpg.xml`` and ``a.png.xml``
+    where two photos of one folder share a stem (compared case-blind, as some disks are), and
+    ``classes.jpg.txt`` where the plain name is the export's own ``reserved`` file.
+
+    Why: both photos' files were ``a.xml``, so the second silently replaced the first and a
+    photo's cells were missing from the export (found by QA). Import reads either name.
+    """
+    images = list(images)
+    taken: dict[str, int] = {} if reserved is None else {reserved.lower(): 1}
+    plain = {image: PurePosixPath(image).with_suffix(suffix).as_posix() for image in images}
+    for name in plain.values():
+        taken[name.lower()] = taken.get(name.lower(), 0) + 1
+    return {image: out / (f"{image}{suffix}" if taken[name.lower()] > 1 else name) for image, name in plain.items()}
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,28 @@ from typing import Callable
 
 from PIL import Image
 
+from ..annotation import Cell
 from ..imageio import crop_square, open_image
 from ..project import Project
 from ..crop_listing import remove_stale_crops
 from ..store import atomic_write_text
-from .common import ExportItem, category_of, flat_name
+from .common import ExportItem, category_of, flat_name, plain_name
 
 SLOTS = 1
 PROVENANCE_FILE = "crops.csv"
 COLUMNS = ("crop", "photo", "x1", "y1", "x2", "y2", "label", "cell_id", "author",
            "smear", "camera", "microscope")
+
+
+def _crop_name(item: ExportItem, cell: Cell) -> str:
+    """``<label>/<photo>__<cell id>.jpg``; a label or id that is no plain file name (a hand-edited
+    ``../x``) is made one, so no crop lands outside the export folder."""
+    return f"{plain_name(category_of(cell))}/{flat_name(item.image)}__{plain_name(cell.id)}.jpg"
+
+
+def targets(project: Project, items: list[ExportItem], out: Path) -> list[Path]:
+    """The files ``write`` makes, so an export can check first that it replaces none of the user's."""
+    return [*(out / _crop_name(item, cell) for item in items for cell in item.cells()), out / PROVENANCE_FILE]
 
 
 def write(project: Project, items: list[ExportItem], out: Path, advance: Callable[[str], None]) -> str:
@@ -38,7 +50,7 @@ def write(project: Project, items: list[ExportItem], out: Path, advance: Callabl
             acq = annotation.acquisition
             for cell in cells:
                 label = category_of(cell)
-                rel = f"{label}/{flat_name(item.image)}__{cell.id}.jpg"
+                rel = _crop_name(item, cell)
                 target = out / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(crop_square(photo, cell.box, size)).save(target, quality=95, subsampling=0)

@@ -6,6 +6,7 @@ marked as the duplicate of another are left out of every format.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -14,11 +15,16 @@ from ...errors import UserError
 from ..annotation import ImageAnnotation
 from ..project import CONSENSUS, Project
 from . import coco, crops, masks, raabin, voc, yolo
+from ..store import atomic_write_text
 from .common import ExportItem, ProgressFn, no_progress
 from .importer import check_authors
 
 WRITERS: dict[str, ModuleType] = {"coco": coco, "voc": voc, "yolo": yolo, "raabin": raabin, "crops": crops,
                                  "masks": masks}
+#: In an export folder: every file an export wrote there, so the next one may replace them
+#: (exported twice) but never a file of the user's that merely has the same name.
+MANIFEST = ".raabin-labeler-export.json"
+SHOWN = 3  # files named in the refusal
 
 
 @dataclass
@@ -49,9 +55,36 @@ def _as_exported(project: Project, author: str, annotation: ImageAnnotation | No
     return for_export(project, annotation)
 
 
+def _claim_out_folder(out: Path, targets: list[Path], overwrite: bool) -> None:
+    """Refuse to replace files no export wrote (unless ``overwrite``); then record the targets.
+
+    Why: an export into the folder the photos' original VOC XML, Raabin JSON or COCO file came
+    from replaced those originals without a word (found by QA). The record is written before
+    the files, so the files of an interrupted export are known as ours too.
+    """
+    manifest = out / MANIFEST
+    try:
+        listed = json.loads(manifest.read_text(encoding="utf-8")).get("files", [])
+        ours = {name for name in listed if isinstance(name, str)}
+    except (OSError, ValueError, AttributeError):
+        ours = set()
+    planned = [t.relative_to(out).as_posix() for t in targets]
+    foreign = [name for name in planned if name not in ours and (out / name).exists()]
+    if foreign and not overwrite:
+        more = f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else ""
+        raise UserError(f"{out}: the export would replace {len(foreign)} file(s) that no export wrote "
+                        f"({', '.join(foreign[:SHOWN])}{more}); nothing was written. Choose another --out "
+                        f"folder, or add --overwrite to replace them")
+    atomic_write_text(manifest, json.dumps({"files": sorted(ours.union(planned))}, ensure_ascii=False) + "\n",
+                      keep_backup=False)
+
+
 def export_annotations(project: Project, fmt: str, authors: list[str], out: Path,
-                       progress: ProgressFn = no_progress) -> ExportReport:
-    """Export ``authors``' annotations (Raabin JSON takes two: Label1, Label2) to folder ``out``."""
+                       progress: ProgressFn = no_progress, *, overwrite: bool = False) -> ExportReport:
+    """Export ``authors``' annotations (Raabin JSON takes two: Label1, Label2) to folder ``out``.
+
+    Files of an earlier export there are replaced; any other file of the same name stops the
+    export before anything is written, unless ``overwrite``."""
     writer = WRITERS.get(fmt)
     if writer is None:
         raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(WRITERS)}")
@@ -93,6 +126,7 @@ def export_annotations(project: Project, fmt: str, authors: list[str], out: Path
 
     progress("writing", 0, len(items), "")
     try:
+        _claim_out_folder(out, writer.targets(project, items, out), overwrite)
         written = writer.write(project, items, out, advance)
     except OSError as exc:  # disk full, read-only share: one line, not a traceback
         raise UserError(f"{exc.filename or out}: cannot write the export: {exc.strerror or exc}") from None

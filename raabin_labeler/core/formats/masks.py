@@ -18,12 +18,23 @@ from ..masks import MaskError, load_cell_mask, mask_status, saved_threshold
 from ..store import atomic_write_bytes
 from ..project import Project
 from ..store import atomic_write_text
-from .common import ExportItem, category_of
+from .common import ExportItem, category_of, plain_name
 
 SLOTS = 1
 LIST_FILE = "masks.csv"
 NO_MASK = "none"
 COLUMNS = ("photo", "cell_id", "label", "x1", "y1", "x2", "y2", "mask_status", "threshold", "mask")
+
+
+def _mask_name(image: str, cell_id: str) -> str:
+    return (PurePosixPath(image).with_suffix("") / f"{plain_name(cell_id)}.png").as_posix()
+
+
+def targets(project: Project, items: list[ExportItem], out: Path) -> list[Path]:
+    """The files ``write`` may make (every cell that records a mask), so an export can check
+    first that it replaces none of the user's."""
+    return [*(out / _mask_name(item.image, cell.id) for item in items for cell in item.cells()
+              if cell.nucleus_mask), out / LIST_FILE]
 
 
 def write(project: Project, items: list[ExportItem], out: Path, advance: Callable[[str], None]) -> str:
@@ -34,7 +45,7 @@ def write(project: Project, items: list[ExportItem], out: Path, advance: Callabl
                 has_mask = load_cell_mask(project, cell) is not None  # validates the PNG
             except MaskError as exc:
                 raise UserError(f"{exc} (cell {cell.id} of {item.image}); nothing was exported") from None
-            rel = (PurePosixPath(item.image).with_suffix("") / f"{cell.id}.png").as_posix() if has_mask else ""
+            rel = _mask_name(item.image, cell.id) if has_mask else ""
             threshold = saved_threshold(cell)
             row = {"photo": item.image, "cell_id": cell.id, "label": category_of(cell),
                    **dict(zip(COLUMNS[3:7], cell.box.as_list())),

@@ -17,7 +17,7 @@ from ..annotation import Cell
 from ..project import Project
 from ..store import atomic_write_text, dumps, read_json
 from ..taxonomy import Taxonomy
-from .common import ExportItem, ForeignCell, ForeignImage, number, output_path
+from .common import ExportItem, ForeignCell, ForeignImage, number, output_paths
 
 SUFFIX = ".json"
 SLOTS = 2
@@ -145,9 +145,15 @@ def image_json(taxonomy: Taxonomy, item: ExportItem) -> dict[str, Any]:
     return out
 
 
+def targets(project: Project, items: list[ExportItem], out: Path) -> list[Path]:
+    """The files ``write`` makes, so an export can check first that it replaces none of the user's."""
+    return list(output_paths(out, (item.image for item in items), SUFFIX).values())
+
+
 def write(project: Project, items: list[ExportItem], out: Path, advance: Callable[[str], None]) -> str:
+    paths = output_paths(out, (item.image for item in items), SUFFIX)
     for item in items:
-        target = output_path(out, item.image, SUFFIX)
+        target = paths[item.image]
         atomic_write_text(target, dumps(image_json(project.taxonomy, item)), keep_backup=False)
         advance(item.image)
     return f"{len(items)} Raabin JSON file(s) under {out}"

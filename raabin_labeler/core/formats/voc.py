@@ -14,7 +14,8 @@ from typing import Callable
 
 from ...errors import FileProblem
 from ..project import Project
-from .common import ExportItem, ForeignCell, ForeignImage, category_of, number, output_path
+from ..store import atomic_write_bytes
+from .common import ExportItem, ForeignCell, ForeignImage, category_of, number, output_paths
 
 SUFFIX = ".xml"
 SLOTS = 1
@@ -65,7 +66,13 @@ def _element(parent: ET.Element, tag: str, text: object | None = None) -> ET.Ele
     return child
 
 
+def targets(project: Project, items: list[ExportItem], out: Path) -> list[Path]:
+    """The files ``write`` makes, so an export can check first that it replaces none of the user's."""
+    return list(output_paths(out, (item.image for item in items), SUFFIX).values())
+
+
 def write(project: Project, items: list[ExportItem], out: Path, advance: Callable[[str], None]) -> str:
+    paths = output_paths(out, (item.image for item in items), SUFFIX)
     for item in items:
         annotation = item.annotations[0]
         photo = project.image_path(item.image)
@@ -91,8 +98,6 @@ def write(project: Project, items: list[ExportItem], out: Path, advance: Callabl
             for tag, value in zip(_COORDS, (cell.box.x1 + 1, cell.box.y1 + 1, cell.box.x2, cell.box.y2)):
                 _element(box, tag, value)
         ET.indent(top, "\t")
-        target = output_path(out, item.image, SUFFIX)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ET.ElementTree(top).write(target, encoding="utf-8", xml_declaration=False)
+        atomic_write_bytes(paths[item.image], ET.tostring(top, encoding="utf-8", xml_declaration=False))
         advance(item.image)
     return f"{len(items)} VOC XML file(s) under {out}"

@@ -40,10 +40,13 @@ import cv2
 import numpy as np
 
 from .nucleus import _SQUARE3, _SUM3, clean_nucleus, cmyk_magenta, nuclear_magenta, nucleus_thresholds
+from .distance import distance_to, inside_distance
 from .nucleus_parts import damp_stray_parts
 
 #: The side the model works at: features in units of 1/144 of the crop's side.
 PIXEL_SIDE = 144
+#: Distances to the core are clipped at 15 px (the ``distance`` feature, the surround's ring at 3-7 px).
+_DISTANCE_REACH = 16
 
 #: Names of the features, in the order of :data:`COEFFICIENTS`.
 FEATURES = (
@@ -88,8 +91,8 @@ def _measure(balanced: np.ndarray) -> _Crop:
     nm = np.float32(nm8)
     th = nucleus_thresholds(nm8)
     core = clean_nucleus(nm8 > (th.t2 + th.t3_up) // 2).view(np.uint8)  # integer levels: M > ½(T2 + T3up)
-    inside = cv2.distanceTransform(core, cv2.DIST_L2, 5)
-    outside = cv2.distanceTransform(1 - core, cv2.DIST_L2, 5)
+    inside = inside_distance(core)
+    outside = distance_to(core, _DISTANCE_REACH)  # what the features read of it is under 15 px
     # The crop's edge ramp width: nucleus-to-surround contrast over the gradient at the outline.
     rim = cv2.dilate(core - cv2.erode(core, _SQUARE3), _SQUARE3) > 0
     deep, ring = inside > 2, (outside > 3) & (outside < 7)

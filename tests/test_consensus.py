@@ -175,3 +175,43 @@ def test_consensus_exports_leave_out_sent_back_cells_and_the_experts_duplicates(
     assert len(exported) == 3 and "wbc" not in exported  # agree, d1, d2: not only-a, not agree2
     assert report.duplicates == 1
     assert "only-a" in consensus_cells(project, "img1.jpg")  # the consensus file itself is unchanged
+
+
+def _exported(project: Project, out) -> list[tuple[str, str, str]]:
+    """(photo, cell id, label) of every cell a COCO export of the consensus writes."""
+    from raabin_labeler.core.formats.exporter import export_annotations
+
+    export_annotations(project, "coco", [CONSENSUS], out)
+    coco = json.loads((out / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    photos = {i["id"]: i["file_name"] for i in coco["images"]}
+    return sorted((photos[a["image_id"]], a["cell_id"], names[a["category_id"]]) for a in coco["annotations"])
+
+
+def test_an_agreed_cell_an_expert_relabels_after_the_session_is_not_exported_as_agreed(project, tmp_path):
+    """QA: expert A relabeled an agreed monocyte as a basophil after the lead's session; the
+    export still wrote "monocyte, agreed" though the experts disagree and nobody decided."""
+    open_session(project)
+    save(project, "A", "img1.jpg", [cell("agree", 0, "basophil"), cell("d1", 50, "neutrophil.band"),
+                                    cell("only-a", 100, "basophil"), cell("none", 150, None)])
+    # both experts now call agree2 a basophil: the agreed cell follows them
+    save(project, "A", "img2.jpg", [cell("d2", 0, "lymphocyte.small"), cell("agree2", 100, "basophil")])
+    save(project, "B", "img2.jpg", [cell("d2", 0, "lymphocyte.large"), cell("agree2", 100, "basophil")])
+    assert _exported(project, tmp_path / "coco") == [("img2.jpg", "agree2", "basophil")]
+
+
+def test_a_decision_on_a_cell_only_b_had_moves_with_it_when_a_draws_it(project, tmp_path):
+    """QA: the lead decided a cell only B had; A drew it later (another id, matched by overlap).
+    The pair then goes by A's id and the cell was exported twice: the old decision and the new pair."""
+    save(project, "B", "img2.jpg", [cell("d2", 0, "lymphocyte.large"), cell("agree2", 100, "eosinophil"),
+                                    cell("b-only", 200, "basophil")])
+    session = open_session(project)
+    session.select([i.cell_id for i in session.items].index("b-only"))
+    session.decide("monocyte")
+    save(project, "A", "img2.jpg", [cell("d2", 0, "lymphocyte.small"), cell("agree2", 100, "eosinophil"),
+                                    Cell("a-new", Box(202, 12, 242, 52), "eosinophil")])
+    again = open_session(project)
+    assert "a-new" in [i.cell_id for i in again.items]
+    assert again.is_decided([i.cell_id for i in again.items].index("a-new"))  # the lead's decision stands
+    on_img2 = [c for c in _exported(project, tmp_path / "coco") if c[0] == "img2.jpg"]
+    assert on_img2 == [("img2.jpg", "a-new", "monocyte"), ("img2.jpg", "agree2", "eosinophil")]

@@ -49,24 +49,46 @@ def for_export(project: Project, annotation: ImageAnnotation) -> ImageAnnotation
     """The consensus as exports see it. A cell the lead sent back has no label yet: left out.
     A cell either expert's file marks as another's duplicate (``dedup`` run on the experts'
     cells, before or after the adjudication) is that duplicate here too, so exports leave it out
-    like the experts' own (the consensus file itself never carries the mark)."""
-    marks: dict[str, dict[str, str]] = {}  # expert → their cell id → duplicate_of, read once per photo
+    like the experts' own (the consensus file itself never carries the mark).
 
-    def mark(expert: str, cell_id: object) -> str | None:
-        if expert not in marks:
+    An "agreed" cell follows the experts (module doc) up to the export, not only up to the last
+    adjudication session: it is exported with the label both experts give it now, and left out
+    once they no longer agree (QA: an expert's later relabel was exported as "agreed"). An expert
+    file that cannot be read changes nothing."""
+    theirs: dict[str, dict[str, Cell] | None] = {}  # expert → their cells by id, read once per photo
+
+    def record(expert: str, cell_id: object) -> tuple[bool, Cell | None]:
+        """(whether the expert's file could be read, their current cell of that id)."""
+        if expert not in theirs:
             try:
-                theirs = project.load(expert, annotation.image.path)
+                found = project.load(expert, annotation.image.path)
             except (StoreError, UserError):
-                theirs = None  # an unreadable or unknown expert file marks nothing
-            marks[expert] = {c.id: c.duplicate_of for c in theirs.cells if c.duplicate_of} if theirs else {}
-        return marks[expert].get(cell_id) if isinstance(cell_id, str) else None
+                found = None  # an unreadable or unknown expert file marks nothing
+                theirs[expert] = None
+            else:
+                theirs[expert] = {c.id: c for c in found.cells} if found else {}
+        cells = theirs[expert]
+        if cells is None:
+            return False, None
+        return True, cells.get(cell_id) if isinstance(cell_id, str) else None
+
+    def current_label(c: Cell | None) -> str | None:
+        return None if c is None or c.rejected else c.label
 
     cells = []
     for cell in annotation.cells:
         if decision_of(cell) == SENT_BACK:
             continue
-        experts = (cell.extra.get("expert_cells") or {}).items()
-        duplicate_of = cell.duplicate_of or next(filter(None, (mark(e, c) for e, c in experts)), None)
+        experts = list((cell.extra.get("expert_cells") or {}).items())
+        records = [record(e, c) for e, c in experts]
+        duplicate_of = cell.duplicate_of or next(
+            (r.duplicate_of for _, r in records if r is not None and r.duplicate_of), None)
+        if decision_of(cell) == AGREED and len(records) == 2 and all(readable for readable, _ in records):
+            labels = {current_label(r) for _, r in records}
+            if len(labels) != 1 or None in labels:
+                continue  # the experts disagree now: the lead has not decided this cell
+            first = next(r for _, r in records if r is not None)
+            cell = replace(cell, label=labels.pop(), box=first.box)
         cells.append(replace(cell, duplicate_of=duplicate_of))
     return annotation.with_cells(cells)
 
@@ -138,6 +160,24 @@ class _ConsensusFiles:
         self.put(item.image, item.ref, item.acquisition, cells)
 
 
+def _pair_for(cell: Cell, pair_of: dict[str, CellPair], pairs: Sequence[CellPair], expert_a: str,
+              expert_b: str, taken: set[str]) -> CellPair | None:
+    """The labeled pair a consensus cell was decided for: by its id, else by the expert cell ids
+    it recorded (a pair's id is A's cell id, else B's, so it changes when A draws a cell only B
+    had). None when the cell's experts no longer have it, or its pair's id is another cell's."""
+    pair = pair_of.get(cell.id)
+    if pair is not None:
+        return pair
+    recorded = cell.extra.get("expert_cells")
+    if not isinstance(recorded, dict):
+        return None
+    for p in pairs:
+        if p.labeled and p.cell_id not in taken and any(
+                rec is not None and recorded.get(expert) == rec.id for expert, rec in ((expert_a, p.a), (expert_b, p.b))):
+            return p
+    return None
+
+
 def write_agreed(project: Project, images: Sequence[PairedImage], expert_a: str, expert_b: str, lead: str,
                  progress: ProgressFn = no_progress, clock: Callable[[], str] = now_iso,
                  files: _ConsensusFiles | None = None) -> int:
@@ -153,10 +193,16 @@ def write_agreed(project: Project, images: Sequence[PairedImage], expert_a: str,
         current = files.get(paired.image)
         old = {c.id: c for c in current.cells} if current else {}
         pair_of = {p.cell_id: p for p in paired.pairs if p.labeled}
+        taken = set(old)  # consensus cell ids in use: a moved decision never takes another's
         cells: list[Cell] = []
         for cell in old.values():  # keep the lead's standing decisions and hand-made cells
             decision = decision_of(cell)
-            pair = pair_of.get(cell.id)
+            pair = _pair_for(cell, pair_of, paired.pairs, expert_a, expert_b, taken)
+            if pair is not None and pair.cell_id != cell.id:
+                # decided when only B had the cell; A has drawn it since, so the pair now goes
+                # by A's id: the decision moves with it, else the cell is exported twice (QA)
+                cell = replace(cell, id=pair.cell_id, box=pair.box)
+                taken.add(pair.cell_id)
             if decision is None or (decision != AGREED and pair is not None
                                     and still_valid(cell, pair, expert_a, expert_b)):
                 cells.append(cell)

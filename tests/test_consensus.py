@@ -215,3 +215,23 @@ def test_a_decision_on_a_cell_only_b_had_moves_with_it_when_a_draws_it(project, 
     assert again.is_decided([i.cell_id for i in again.items].index("a-new"))  # the lead's decision stands
     on_img2 = [c for c in _exported(project, tmp_path / "coco") if c[0] == "img2.jpg"]
     assert on_img2 == [("img2.jpg", "a-new", "monocyte"), ("img2.jpg", "agree2", "eosinophil")]
+
+
+def test_agreement_cli_carries_every_agreed_cell_into_the_consensus_without_a_session(project, tmp_path, capsys,
+                                                                                      make_photo):
+    """QA: agreed cells reached the consensus only for photos an adjudication session covered, so
+    `export --who consensus` left out photos labeled after the last session, or filtered out of it."""
+    from raabin_labeler.cli import main
+
+    assert not project.annotation_path(CONSENSUS, "img1.jpg").exists()  # no session yet: nothing agreed
+    session = open_session(project)
+    session.decide("neutrophil.meta")  # d1: the lead's decision must survive the update
+    make_photo(project.images_dir / "img3.jpg", 300, 200, seed=2)
+    save(project, "A", "img3.jpg", [cell("late", 0, "monocyte")])  # labeled after the session
+    save(project, "B", "img3.jpg", [cell("late", 0, "monocyte")])
+    assert main(["agreement", str(project.root), "--experts", "A", "B", "--update-consensus", "lead"]) == 0
+    assert "agreed cells brought up to date, 1 photo file(s) changed" in capsys.readouterr().out
+    exported = _exported(Project.open(project.root), tmp_path / "after")  # one that sees img3
+    assert ("img3.jpg", "late", "monocyte") in exported and ("img1.jpg", "d1", "neutrophil.meta") in exported
+    assert {c for _, c, _ in exported} == {"agree", "d1", "agree2", "late"}
+    assert consensus_cells(project, "img3.jpg")["late"]["decided_by"] == "lead"

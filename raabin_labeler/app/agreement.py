@@ -21,7 +21,7 @@ from ..core.agreement import (
     LEVELS, AgreementFigures, AgreementSummary, CellPair, ConfusionMatrix, DoubleLabeledReport, PairedImage,
     PhotoFilter, ProgressFn, no_progress, agreement_figures, confusion_matrix, export_double_labeled,
     filter_choices, pair_experts, summarize, write_heatmap_png)
-from ..core.consensus import AdjudicationSession
+from ..core.consensus import AdjudicationSession, write_agreed
 from ..core.imageio import crop_square, open_reduced
 from ..core.project import CONSENSUS, DETECTOR, Project
 from ..core.store import StoreError
@@ -158,6 +158,13 @@ class AgreementController:
         """A session over the photos the filters show; writes the automatic "agreed" cells first."""
         return AdjudicationSession(self.project, self.visible_images, self.expert_a, self.expert_b,
                                    lead, progress=progress, order=order)
+
+    def update_consensus(self, lead: str, progress: ProgressFn = no_progress) -> int:
+        """Carry the cells the experts agree on into the consensus for the photos the filters
+        show, as opening a session does, without one; returns how many photos' files changed."""
+        if not lead or not lead.strip():
+            raise UserError("say who updates the consensus: the lead's name is recorded with it")
+        return write_agreed(self.project, self.visible_images, self.expert_a, self.expert_b, lead.strip(), progress)
 
     def write_csv(self, path: Path) -> None:
         self.matrix.write_csv(path)

@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--png", type=Path, metavar="FILE", help="write the heatmap as PNG")
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="write matrices and figures at both levels as JSON")
+    parser.add_argument("--update-consensus", metavar="LEAD",
+                        help="carry the cells both experts agree on into annotations/consensus/ (the lead's "
+                             "decisions stay), so that `export --who consensus` holds them all; an "
+                             "adjudication session in the window does the same for the photos it covers")
     parser.add_argument("--export-double-labeled", type=Path, metavar="DIR",
                         help="also write crops of the cells both experts put in the same of the five main "
                              "classes, a folder per class, with double_labeled.csv (photo, box, smear, "
@@ -80,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"{args.json}: cannot write: {exc.strerror or exc}") from None
         print(f"figures written to {args.json}")
+    if args.update_consensus is not None:
+        with StageBars() as bars:
+            changed = ctl.update_consensus(args.update_consensus, bars)
+        print(f"consensus: agreed cells brought up to date, {changed} photo file(s) changed")
     if args.export_double_labeled:
         with StageBars() as bars:
             report = ctl.export_double_labeled(args.export_double_labeled, bars)

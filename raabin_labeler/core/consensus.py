@@ -220,7 +220,9 @@ def write_agreed(project: Project, images: Sequence[PairedImage], expert_a: str,
                 cells.append(consensus_cell(pair, pair.label_a, AGREED, lead, clock(), expert_a, expert_b))
         if current is None and not cells:
             continue
-        if current is None or list(current.cells) != cells:
+        # the same cells in another order are no change (agreed cells are re-listed after the
+        # lead's decisions): rewriting would only touch the file, and every reader's cache of it
+        if current is None or {c.id: c for c in current.cells} != {c.id: c for c in cells}:
             files.put(paired.image, paired.ref, paired.acquisition, cells)
             changed += 1
     progress("consensus", len(images), len(images), "")

@@ -71,7 +71,28 @@ def test_the_search_marks_groups_with_distances_sharpness_and_redundant_photos(r
     assert review.sharpness[group.keeper.ref] >= review.sharpness[member.ref]  # the sharpest is kept
     assert review.redundant_photos == ["cam-b/field-02.jpg", "cam-b/field-07.jpg"]
     assert default_author(review.project, AUTHOR) == AUTHOR
-    assert default_author(review.project, "expert-a") == DETECTOR  # no marks of theirs
+    assert default_author(review.project, "expert-a") == AUTHOR  # no marks of theirs: the author who has
+
+
+def test_the_review_opens_on_the_author_who_has_marks(review, found):
+    """A lead who ran ``dedup --who truth`` opens the review from any window: truth's groups,
+    not "detector: no duplicates marked"; the window's expert first once they have marks."""
+    project = review.project
+    assert default_author(project, None) == AUTHOR
+    assert default_author(project, "lead") == AUTHOR  # an expert with no files at all
+    image = next(i for i in project.images() if len(getattr(project.load("expert-a", i), "cells", ())) >= 2)
+    annotation = project.load("expert-a", image)
+    first, second, *rest = annotation.cells
+    project.save(annotation.with_cells([first, replace(second, duplicate_of=f"{image}#{first.id}"), *rest]))
+    assert marked_groups(project, "expert-a")
+    assert default_author(project, "expert-a") == "expert-a"
+    assert default_author(project, AUTHOR) == AUTHOR
+
+
+def test_the_review_opens_on_the_detector_when_nobody_has_marks(tmp_path):
+    project = Project.open(shutil.copytree(SAMPLE_PROJECT_DIR, tmp_path / "sample"))
+    assert not any(marked_groups(project, a) for a in project.authors())
+    assert default_author(project, "expert-a") == DETECTOR
 
 
 def test_confirm_marks_the_whole_group_and_a_rerun_keeps_it(review, found):

@@ -404,7 +404,19 @@ class DedupReviewController:
 
 
 def default_author(project: Project, expert: str | None) -> str:
-    """The labeling window's expert if they have marks, else the detector (reads files)."""
-    if expert and expert in project.authors() and marked_groups(project, expert):
+    """Whose marks the review opens on (reads files; run it off the Tk thread).
+
+    The labeling window's expert if they have marks; else the first author who has any (a lead
+    who ran ``dedup --who expert-a`` sees expert-a's groups, not "detector: no duplicates
+    marked"); else the detector, where the window's search marks by default.
+    """
+    authors = project.authors()
+    if expert and expert in authors and _has_marks(project, expert):
         return expert
-    return DETECTOR
+    return next((a for a in authors if a != expert and _has_marks(project, a)), DETECTOR)
+
+
+def _has_marks(project: Project, author: str) -> bool:
+    """Whether any cell of the author is marked a duplicate; stops at the first one."""
+    return any(cell.duplicate_of for _, annotation, _ in project.iter_annotations(author)
+               for cell in (annotation.cells if annotation else ()))

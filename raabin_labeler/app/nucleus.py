@@ -126,12 +126,41 @@ class NucleusPanelController:
         if self.outline is None:
             self.outline = self._auto_outline()
         self._stroke: list[Point] | None = None
+        self._record = _mask_record(cell)  # the cell's mask record the panel state stands for
         #: Slider or outline touched since the panel opened or last saved (Next saves only then
         #: over a cell marked failed).
         self.changed = False
         self._cell_575: np.ndarray | None = None
         self._tint = cv2.addWeighted(session.rgb, 1 - TINT_OPACITY, np.full_like(session.rgb, NUCLEUS_TINT),
                                      TINT_OPACITY, 0)
+
+    def follow_cell(self) -> bool:
+        """Take in the cell's mask record if an undo or redo changed it behind the panel, so the
+        slider and outline show what is on disk again; True if they changed. An adjustment not
+        saved yet stays: it is the expert's newer word (and the panel says it is unsaved)."""
+        cell = self.cell
+        record = _mask_record(cell)
+        if record == self._record or self.changed:
+            return False
+        self._record = record
+        threshold = saved_threshold(cell)
+        self.threshold = self.session.auto_threshold if threshold is None else threshold
+        outline, auto = saved_outline(cell), self._auto_outline()
+        self._set_outline(outline or auto, by_hand=outline is not None and outline != auto)
+        self.changed = False
+        return True
+
+    def take_adjustment(self, old: "NucleusPanelController") -> None:
+        """The expert's adjustment on the cell's previous box (saved or not: a moved box drops
+        the saved mask record), carried into this crop: the threshold, and a hand-drawn outline
+        shifted into this box's frame (the same photo pixels). Left unsaved, and said so."""
+        if not (old.changed or old.status() == ADJUSTED):
+            return
+        if old.session.method is self.session.method:
+            self.set_threshold(old.threshold)
+        if old.outline_by_hand and old.outline:
+            dx, dy = old.box.x1 - self.box.x1, old.box.y1 - self.box.y1
+            self._set_outline([self._clamp(x + dx, y + dy) for x, y in old.outline], by_hand=True)
 
     # -- what the panel reads ----------------------------------------------------------
     @property
@@ -289,6 +318,7 @@ class NucleusPanelController:
             self.labeling.project, self.labeling.expert, self.image, cell, self.mask(),
             threshold=None if self.whole_cell_only else self.threshold,
             outline=self.outline, status=self.status(), channel=self.session.method.channel)
+        self._record = _mask_record(edited)
         self.labeling.replace_cell(edited)
         self.changed = False
         return edited
@@ -296,7 +326,12 @@ class NucleusPanelController:
     def mark_failed(self) -> Cell:
         """"Failed / unusable": recorded on the cell (undoable), no mask."""
         edited = mark_failed(self._check_current())
+        self._record = _mask_record(edited)
         self.labeling.replace_cell(edited)
         self.changed = False
         return edited
 
+
+def _mask_record(cell: Cell) -> tuple:
+    """What the cell records of its mask: the PNG and the keys that reopen the panel's state."""
+    return cell.nucleus_mask, mask_status(cell), saved_threshold(cell), saved_channel(cell), saved_outline(cell)

@@ -20,7 +20,7 @@ from PIL import Image, ImageTk
 
 from ..app.labeling import LabelingController
 from ..app.nucleus import STEPS, NucleusPanelController, edge_at, method_for, prepare_session, vertex_at
-from ..core.annotation import Cell
+from ..core.annotation import Box, Cell
 from ..core.imageio import open_image
 from ..core.masks import FAILED
 from ..core.nucleus import WORK_SIZE, NucleusSession
@@ -60,7 +60,8 @@ class NucleusPanel:
         self.controller: NucleusPanelController | None = None
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="nucleus")
         self._owns_executor = executor is None
-        self._pending: tuple[int, str, str, Future] | None = None
+        self._pending: tuple[int, str, str, Box, Future] | None = None
+        self._carried: NucleusPanelController | None = None  # the cell's state before its box moved
         self._token = 0
         self._poll_job: str | None = None
         self._drag_vertex: int | None = None
@@ -138,10 +139,15 @@ class NucleusPanel:
         if found is None or c.image is None:
             self.status.set("Select a cell in the window first")
             return
-        if self.controller is not None and self.controller.cell_id == cell_id and self._pending is None:
+        ctl = self.controller
+        if ctl is not None and ctl.cell_id == cell_id and self._pending is None and ctl.box == found[0].box:
             return  # `n` again on the cell shown: keep it as the expert left it (adjusted or not)
-        if self.controller is not None:
+        if ctl is not None and ctl.cell_id == cell_id:
+            self._carried = ctl  # its box moved: the crop is made again, the adjustment carried over
+        elif ctl is not None:
             self.save_adjustments()  # per-cell adjustments are kept (issue 6), not dropped on a switch
+        if self._pending is not None:
+            self._pending[-1].cancel()  # superseded (a box nudged key after key): not cut at all
         self._token += 1
         self.controller = None
         self._set_enabled(False)
@@ -150,25 +156,29 @@ class NucleusPanel:
         self.status.set("Preparing the crop…")
         future = self._executor.submit(_prepare, self.full_photo(), c.project.image_path(c.image),
                                        c.project.max_pixels, cell)
-        self._pending = (self._token, cell_id, c.image, future)
+        self._pending = (self._token, cell_id, c.image, cell.box, future)
         self._schedule_poll()
 
     def _schedule_poll(self) -> None:
         if self._poll_job is None:
-            self._poll_job = self.top.after(POLL_MS if self._pending and not self._pending[3].done() else 0,
+            self._poll_job = self.top.after(POLL_MS if self._pending and not self._pending[-1].done() else 0,
                                             self._poll)
 
     def _poll(self) -> None:
         self._poll_job = None
         if self._pending is None:
             return
-        token, cell_id, image, future = self._pending
+        token, cell_id, image, box, future = self._pending
         if not future.done():
             self._schedule_poll()
             return
         self._pending = None
-        if token != self._token or self.labeling.image != image or self.labeling.find(cell_id) is None:
+        found = self.labeling.find(cell_id)
+        if token != self._token or self.labeling.image != image or found is None:
             return  # stale: the expert moved on
+        if found[0].box != box:  # moved while its crop was cut: that crop would misalign the mask
+            self.show_cell(cell_id)
+            return
         try:
             session = future.result()
         except UserError as exc:
@@ -178,11 +188,11 @@ class NucleusPanel:
             self.report_error(*sys.exc_info())
             return
         self.controller = NucleusPanelController(self.labeling, cell_id, session)
-        self.threshold.set(self.controller.threshold)
+        carried, self._carried = self._carried, None
+        if carried is not None and carried.cell_id == cell_id:
+            self.controller.take_adjustment(carried)
         self._set_enabled(True)  # first: a disabled ttk.Scale ignores set(), and would show 0
-        self._syncing = True
-        self.scale.set(self.controller.threshold)
-        self._syncing = False
+        self._show_threshold()
         self._draw_outline()
         self.render()
         self._update_status()
@@ -209,13 +219,17 @@ class NucleusPanel:
     def step(self, delta: int) -> None:
         if self.controller is None:
             return
-        threshold = self.controller.step(delta)
-        self.threshold.set(threshold)
-        self._syncing = True
-        self.scale.set(threshold)
-        self._syncing = False
+        self.controller.step(delta)
+        self._show_threshold()
         self.render()
         self._update_status()
+
+    def _show_threshold(self) -> None:
+        """The slider and the number at the controller's threshold (not taken as a slider move)."""
+        self.threshold.set(self.controller.threshold)
+        self._syncing = True
+        self.scale.set(self.controller.threshold)
+        self._syncing = False
 
     def _update_status(self) -> None:
         ctl = self.controller
@@ -396,9 +410,15 @@ class NucleusPanel:
             if (ctl and ctl.image != self.labeling.image) or (pending and pending[2] != self.labeling.image):
                 self.close()  # the panel's cell is on the photo the expert left
         elif what == "cells" and ctl is not None:
-            if self.labeling.find(ctl.cell_id) is None:
+            found = self.labeling.find(ctl.cell_id)
+            if found is None:
                 self.close()  # the cell was deleted (or an undo removed it)
+            elif found[0].box != ctl.box:
+                self.show_cell(ctl.cell_id)  # moved or resized (or an undo did): cut the new crop
             else:
+                if ctl.follow_cell():  # an undo or redo of its mask: show what is on disk again
+                    self._show_threshold()
+                    self._draw_outline()
                 self.render()
                 self._update_status()
 

@@ -201,3 +201,85 @@ def test_n_again_or_quitting_keeps_an_adjustment(open_window, bccd_project):
     saved = load_annotation(bccd_project.annotation_path("expert-a", PHOTO))
     assert saved.cell(first.id).extra["nucleus_threshold"] == auto + 10
     assert saved.acquisition.stain == "Wright"
+
+
+def test_undo_and_redo_of_a_saved_mask_show_in_the_open_panel(open_window, bccd_project):
+    """The panel shows what the cell records: an undo in the window brings the earlier slider and
+    outline back (not "saved" over a mask that is no longer on the cell), a redo the later ones."""
+    window = open_window(bccd_project)
+    c = window.controller
+    cell = c.add_cell(WBC, "neutrophil")
+    panel = open_ready(window)
+    ctl = panel.controller
+    auto = ctl.threshold
+    panel.step_buttons[+10].invoke()
+    panel.save_button.invoke()
+    first_mask = ctl.mask()
+    panel.step_buttons[+20].invoke()
+    stroke(panel.canvas, ring(WORK_SIZE / 2, WORK_SIZE / 2, 180))
+    panel.save_button.invoke()
+    second = (ctl.threshold, list(ctl.outline))
+    assert second[0] == auto + 30 and ctl.outline_by_hand
+    window.run("edit.undo")
+    window.root.update()
+    saved = c.find(cell.id)[0]
+    assert saved.extra["nucleus_threshold"] == auto + 10
+    assert ctl.threshold == auto + 10 == panel.threshold.get() == round(panel.scale.get())
+    assert not ctl.outline_by_hand and not ctl.changed
+    np.testing.assert_array_equal(ctl.mask(), load_cell_mask(bccd_project, saved))
+    np.testing.assert_array_equal(ctl.mask(), first_mask)
+    assert "unsaved" not in panel.status.get()
+    window.run("edit.redo")
+    window.root.update()
+    assert (ctl.threshold, ctl.outline) == second and panel.threshold.get() == auto + 30
+    np.testing.assert_array_equal(ctl.mask(), load_cell_mask(bccd_project, c.find(cell.id)[0]))
+    # an adjustment not saved yet is the expert's newer word: an undo of another edit keeps it
+    panel.step_buttons[-1].invoke()
+    c.label_selected("lymphocyte")
+    window.run("edit.undo")
+    window.root.update()
+    assert ctl.threshold == auto + 29 and ctl.changed
+
+
+def test_a_box_moved_with_the_panel_open_gets_its_crop_cut_again(open_window, bccd_project):
+    """Nudging the box with the panel open: the panel cuts the new crop and keeps the hand
+    outline on the same photo pixels, so Save works (it refused, and `n` did not reopen)."""
+    window = open_window(bccd_project)
+    c = window.controller
+    cell = c.add_cell(WBC, "neutrophil")
+    c.select(cell.id)
+    panel = open_ready(window)
+    panel.step_buttons[+5].invoke()
+    stroke(panel.canvas, ring(WORK_SIZE / 2, WORK_SIZE / 2, 200))
+    panel.save_button.invoke()
+    ctl = panel.controller
+    threshold, outline = ctl.threshold, list(ctl.outline)
+    for _ in range(3):  # three arrow-key nudges, one after another
+        c.nudge(10, 0)
+    wait_until(window.root, lambda: panel.ready)
+    moved = c.find(cell.id)[0]
+    assert moved.box == Box(WBC.x1 + 30, WBC.y1, WBC.x2 + 30, WBC.y2) and moved.nucleus_mask is None
+    new = panel.controller
+    assert new is not ctl and new.box == moved.box and new.session.crop_size == (moved.box.width, moved.box.height)
+    assert new.threshold == threshold and new.outline == [(max(0.0, x - 30), y) for x, y in outline]
+    assert "unsaved" in panel.status.get()
+    assert panel.save()
+    np.testing.assert_array_equal(load_cell_mask(bccd_project, c.find(cell.id)[0]), new.mask())
+    # undo back to the old box: the panel follows again, with the mask saved there
+    for _ in range(4):
+        window.run("edit.undo")
+    wait_until(window.root, lambda: panel.ready and panel.controller.box == WBC)
+    assert panel.controller.threshold == threshold and panel.controller.outline == outline
+
+
+def test_a_box_moved_while_its_crop_is_cut_is_cut_again(open_window, bccd_project):
+    window = open_window(bccd_project)
+    c = window.controller
+    cell = c.add_cell(WBC, "neutrophil")
+    c.select(cell.id)
+    panel = open_nucleus_panel(window)
+    c.set_box(cell.id, Box(WBC.x1 + 15, WBC.y1, WBC.x2 + 15, WBC.y2 - 20))  # before the worker is done
+    wait_until(window.root, lambda: panel.ready)
+    box = c.find(cell.id)[0].box
+    assert panel.controller.box == box and panel.controller.session.crop_size == (box.width, box.height)
+    assert panel.save()

@@ -10,6 +10,7 @@ results are applied on the Tk thread from ``after`` (STYLE.md).
 from __future__ import annotations
 
 import tkinter as tk
+from dataclasses import dataclass, field
 from tkinter import ttk
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -54,6 +55,19 @@ def evidence_text(member: Member) -> str:
     return "\n".join(line for line in lines if line)
 
 
+@dataclass
+class _Row:
+    """One group's row on screen and the widgets a crop arriving later fills in."""
+
+    group: ReviewGroup
+    line: ttk.Frame
+    frame: ttk.LabelFrame
+    title: str
+    buttons: dict[str, list[ttk.Button]] = field(default_factory=dict)
+    sharp: dict[str, list[tk.StringVar]] = field(default_factory=dict)
+    tiles: dict[str, tk.Frame] = field(default_factory=dict)
+
+
 class DedupReviewView:
     """The Toplevel. ``ctl`` is rebuilt when another author is chosen."""
 
@@ -73,6 +87,8 @@ class DedupReviewView:
         self._crop_buttons: dict[str, list[ttk.Button]] = {}
         self._sharp_labels: dict[str, list[tk.StringVar]] = {}
         self.rows: list[ttk.LabelFrame] = []  # one per group on screen
+        self._rows: dict[int, _Row] = {}  # by id() of the group shown: a decision redraws only its group
+        self._last_line: dict[str, ttk.Frame] = {}  # cell ref -> line of a row just dropped
         self.lines: list[ttk.Frame] = []  # the lines the groups flow into
         self._laid_width = 0
         self._relayout_job: str | None = None
@@ -233,16 +249,23 @@ class DedupReviewView:
 
     # -- the list -----------------------------------------------------------------------------
     def render(self, keep_scroll: bool = True) -> None:
-        """Rebuild the rows of the groups on screen (decisions change a few; it stays cheap)."""
+        """Rebuild every row on screen: a new list (another author, a search)."""
+        for key in list(self._rows):
+            self._drop_row(key)
+        self._show_groups(keep_scroll, reflow=True)
+
+    def _show_groups(self, keep_scroll: bool = True, reflow: bool = False) -> None:
+        """Show the controller's groups, building rows only for groups not on screen yet.
+
+        A decision gives new objects only to the groups it changed (``group_marks``); rebuilding
+        all ~2,900 widgets of a page froze the window 1.3-2.1 s a decision (QA, BCCD). Groups also
+        stay on their lines unless one no longer fits (``reflow``, after a resize, flows them all
+        again): a line that moves moves every line below it, costing about as much as a rebuild.
+        A row is built and sized unmapped before it replaces the old one, for the same reason.
+        """
         ctl = self.ctl
         assert ctl is not None
         where = self.list_canvas.yview()[0]
-        for line in self.lines:
-            line.destroy()
-        self.lines.clear()
-        self.rows.clear()
-        self._crop_buttons.clear()
-        self._sharp_labels.clear()
         groups = ctl.groups
         self.shown = min(len(groups), max(self.shown, GROUP_PAGE) if keep_scroll else GROUP_PAGE)
         confirmed = sum(g.confirmed for g in groups)
@@ -253,17 +276,41 @@ class DedupReviewView:
         photos = ctl.redundant_photos
         self.redundant.set(f"Redundant photos (every cell a duplicate of one elsewhere): {', '.join(photos)}"
                            if photos else "No redundant photos.")
-        self._laid_width = self.list_canvas.winfo_width()
-        room, line, used = max(TILE_WIDTH + 40, self._laid_width - 16), None, 0
-        for index, group in enumerate(groups[:self.shown]):
-            width = (len(group.members) + 1) * TILE_WIDTH + 24
-            if line is None or used + width > room:  # groups flow left to right, as many as fit
-                line, used = ttk.Frame(self.list_frame), 0
-                line.pack(fill="x", anchor="w")
-                self._scrolls(line)
-                self.lines.append(line)
-            self.rows.append(self._group_row(line, index, group))
-            used += width
+        shown = groups[:self.shown]
+        room = max(TILE_WIDTH + 40, self.list_canvas.winfo_width() - 16)
+        self._retarget(shown)
+        plan = None if reflow else self._kept_lines(shown, room)
+        if plan is None:
+            self._last_line.clear()
+            plan = self._flowed_lines(shown, room)
+            self._laid_width = self.list_canvas.winfo_width()
+        fresh: dict[int, _Row] = {}
+        index = 0
+        for line, line_groups in plan:
+            for group in line_groups:
+                row = self._rows.get(id(group))
+                if row is None or row.line is not line:
+                    fresh[id(group)] = self._group_row(line, group)
+                self._title(fresh.get(id(group)) or row, index)
+                index += 1
+        if fresh:
+            self.list_frame.update_idletasks()
+        wanted = {id(g) for _, line_groups in plan for g in line_groups}
+        for key in [key for key in self._rows if key not in wanted or key in fresh]:
+            self._drop_row(key)
+        self._rows.update(fresh)
+        for row in fresh.values():
+            self._register(row)
+        lines = [line for line, _ in plan]
+        for line in self.lines:
+            if line not in lines:
+                line.destroy()
+        self.lines = lines
+        self.rows.clear()
+        for line, line_groups in plan:
+            frames = [self._rows[id(g)].frame for g in line_groups]
+            self._pack_line(line, frames)
+            self.rows.extend(frames)
         self.more_button.pack_forget()
         rest = len(groups) - self.shown
         if rest > 0:
@@ -274,25 +321,146 @@ class DedupReviewView:
         self.list_canvas.yview_moveto(where if keep_scroll else 0)
         self._request_crops()
 
+    def _retarget(self, shown: list[ReviewGroup]) -> None:
+        """A row whose group kept its keeper and the other members' evidence shows the new group:
+        its title changes, a split member's tile goes, an undone split's tile comes back."""
+        on_screen = {id(g) for g in shown}
+        stale = {row.group.keeper.ref: key for key, row in self._rows.items() if key not in on_screen}
+
+        def seen(member: Member) -> tuple:
+            return member.ref, member.box, member.evidence
+
+        for group in shown:
+            key = stale.get(group.keeper.ref)
+            if id(group) in self._rows or key is None:
+                continue
+            row = self._rows[key]
+            had = {m.ref: seen(m) for m in row.group.members}
+            refs = {m.ref for m in group.members}
+            if seen(row.group.keeper) != seen(group.keeper) or \
+                    any(had.get(m.ref, seen(m)) != seen(m) for m in group.members) or \
+                    [m.ref for m in row.group.members if m.ref in refs] != [m.ref for m in group.members
+                                                                            if m.ref in had]:
+                continue  # another keeper, other evidence or another order: built anew
+            del self._rows[key], stale[group.keeper.ref]
+            self._rows[id(group)] = row
+            row.group = group
+            for ref in set(had) - refs:
+                self._forget_widgets(row, ref)
+                row.tiles.pop(ref).destroy()
+            previous = row.tiles[group.keeper.ref]
+            for member in group.members:
+                if member.ref not in had:
+                    self._tile(row, previous.master, member, kept=False)
+                    row.tiles[member.ref].pack_configure(after=previous)
+                    self._crop_buttons.setdefault(member.ref, []).extend(row.buttons[member.ref])
+                    self._sharp_labels.setdefault(member.ref, []).extend(row.sharp[member.ref])
+                previous = row.tiles[member.ref]
+
+    def _kept_lines(self, shown: list[ReviewGroup], room: int) -> list[tuple[ttk.Frame, list[ReviewGroup]]] | None:
+        """Each group on the line its row is on (a changed group where its previous version
+        was), or None when that no longer flows: a line too wide, or groups out of order."""
+        if not self.lines:
+            return None
+        place = {id(line): i for i, line in enumerate(self.lines)}
+        by_ref = {ref: row.line for row in self._rows.values() for ref in row.group.refs}
+        plan: list[list[ReviewGroup]] = [[] for _ in self.lines]
+        at = 0
+        for group in shown:
+            row = self._rows.get(id(group))
+            line = row.line if row is not None else next(
+                (by_ref.get(ref) or self._last_line.get(ref) for ref in group.refs
+                 if by_ref.get(ref) or self._last_line.get(ref)), None)
+            if line is not None and id(line) in place:
+                if place[id(line)] < at:
+                    return None
+                at = place[id(line)]
+            plan[at].append(group)
+        for line_groups in plan:
+            if sum((len(g.members) + 1) * TILE_WIDTH + 24 for g in line_groups) > room and len(line_groups) > 1:
+                return None
+        return [(line, line_groups) for line, line_groups in zip(self.lines, plan) if line_groups]
+
+    def _flowed_lines(self, shown: list[ReviewGroup], room: int) -> list[tuple[ttk.Frame, list[ReviewGroup]]]:
+        """Groups flow left to right, as many as fit a line; existing lines are reused."""
+        plan: list[list[ReviewGroup]] = []
+        used = 0
+        for group in shown:
+            width = (len(group.members) + 1) * TILE_WIDTH + 24
+            if not plan or used + width > room:
+                plan.append([])
+                used = 0
+            plan[-1].append(group)
+            used += width
+        while len(self.lines) < len(plan):
+            line = ttk.Frame(self.list_frame)
+            line.pack(fill="x", anchor="w")
+            self._scrolls(line)
+            self.lines.append(line)
+        return list(zip(self.lines, plan))
+
     def show_more(self) -> None:
         self.shown += GROUP_PAGE
-        self.render()
+        self._show_groups()
 
-    def _group_row(self, line: ttk.Frame, index: int, group: ReviewGroup) -> ttk.LabelFrame:
-        state = "✓ confirmed" if group.confirmed else "not reviewed"
-        row = ttk.LabelFrame(line, text=f" {index + 1}. {len(group.members) + 1} photos of one cell · {state} ",
-                             padding=4)
-        row.pack(side="left", anchor="n", padx=(0, 8), pady=4)
-        tiles = ttk.Frame(row)
+    @staticmethod
+    def _pack_line(line: ttk.Frame, frames: list[ttk.LabelFrame]) -> None:
+        """Pack ``frames`` (children of ``line``) in order, moving only those not in place."""
+        for i, frame in enumerate(frames):
+            now = [str(slave) for slave in line.pack_slaves()]
+            if i < len(now) and now[i] == str(frame):
+                continue
+            place = {"after": frames[i - 1]} if i else ({"before": line.pack_slaves()[0]} if now else {})
+            frame.pack(side="left", anchor="n", padx=(0, 8), pady=4, **place)
+
+    @staticmethod
+    def _title(row: "_Row", index: int) -> None:
+        """The row's title follows its group's place in the list."""
+        state = "✓ confirmed" if row.group.confirmed else "not reviewed"
+        title = f" {index + 1}. {len(row.group.members) + 1} photos of one cell · {state} "
+        if row.title != title:
+            row.frame.configure(text=title)
+            row.title = title
+
+    def _group_row(self, line: ttk.Frame, group: ReviewGroup) -> "_Row":
+        frame = ttk.LabelFrame(line, padding=4)
+        row = _Row(group, line, frame, "")
+        tiles = ttk.Frame(frame)
         tiles.pack(anchor="w")
-        self._tile(tiles, group, group.keeper, kept=True)
+        self._tile(row, tiles, group.keeper, kept=True)
         for member in group.members:
-            self._tile(tiles, group, member, kept=False)
-        ttk.Button(row, text="Confirm group", command=lambda g=group: self._decide(self.ctl.confirm, g)).pack(
+            self._tile(row, tiles, member, kept=False)
+        ttk.Button(frame, text="Confirm group", command=lambda: self._decide(self.ctl.confirm, row.group)).pack(
             anchor="w", pady=(4, 0))
-        for widget in (row, tiles):
+        for widget in (frame, tiles):
             self._scrolls(widget)
         return row
+
+    def _register(self, row: "_Row") -> None:
+        """A row on screen: crops and sharpness arriving later reach its widgets."""
+        for ref, buttons in row.buttons.items():
+            self._crop_buttons.setdefault(ref, []).extend(buttons)
+        for ref, variables in row.sharp.items():
+            self._sharp_labels.setdefault(ref, []).extend(variables)
+
+    def _forget_widgets(self, row: "_Row", ref: str) -> None:
+        """Crops arriving later no longer go to the row's widgets of ``ref``."""
+        for widgets, mine in ((self._crop_buttons, row.buttons.pop(ref, [])),
+                              (self._sharp_labels, row.sharp.pop(ref, []))):
+            left = [w for w in widgets.get(ref, ()) if not any(w is m for m in mine)]
+            if left:
+                widgets[ref] = left
+            else:
+                widgets.pop(ref, None)
+
+    def _drop_row(self, key: int) -> None:
+        row = self._rows.pop(key)
+        for ref in list(row.tiles):
+            self._forget_widgets(row, ref)
+        if str(row.frame) in map(str, row.line.pack_slaves()):
+            for ref in row.group.refs:  # where the group comes back after an undo
+                self._last_line[ref] = row.line
+        row.frame.destroy()
 
     def _resized(self, event) -> None:
         """Flow the groups again when the width changes by about a crop (debounced)."""
@@ -304,31 +472,32 @@ class DedupReviewView:
 
     def _relayout(self) -> None:
         self._relayout_job = None
-        self.render()
+        self._show_groups(reflow=True)
 
-    def _tile(self, master: tk.Misc, group: ReviewGroup, member: Member, kept: bool) -> None:
+    def _tile(self, row: "_Row", master: tk.Misc, member: Member, kept: bool) -> None:
         colour, thickness = (KEPT_COLOUR, 5) if kept else (MEMBER_COLOUR, 1)
         tile = tk.Frame(master, highlightbackground=colour, highlightcolor=colour, highlightthickness=thickness,
                         padx=4, pady=4)
         tile.pack(side="left", padx=6, anchor="n")
+        row.tiles[member.ref] = tile
         photo = self._photos.get(member.ref) or self._blank()
         button = ttk.Button(tile, image=photo, style="Crop.TButton", command=lambda m=member: self.open_cell(m))
         button.pack()
-        self._crop_buttons.setdefault(member.ref, []).append(button)
+        row.buttons.setdefault(member.ref, []).append(button)
         if kept:
             ttk.Label(tile, text="kept", style="Kept.TLabel").pack()
         else:
             ttk.Label(tile, text=evidence_text(member), justify="center", wraplength=TILE_WIDTH - 10).pack()
         sharp = tk.StringVar(value=self._sharpness_text(member.ref))
-        self._sharp_labels.setdefault(member.ref, []).append(sharp)
+        row.sharp.setdefault(member.ref, []).append(sharp)
         ttk.Label(tile, textvariable=sharp).pack()
         ttk.Label(tile, text=f"{member.image}\n{member.cell_id}", foreground="#555555", justify="center",
                   wraplength=THUMBNAIL + 20).pack()
         if not kept:
             ttk.Button(tile, text="Not the same cell",
-                       command=lambda g=group, m=member: self._decide(self.ctl.split, g, m)).pack(fill="x")
+                       command=lambda m=member: self._decide(self.ctl.split, row.group, m)).pack(fill="x")
             ttk.Button(tile, text="Keep this one",
-                       command=lambda g=group, m=member: self._decide(self.ctl.swap_keeper, g, m)).pack(fill="x")
+                       command=lambda m=member: self._decide(self.ctl.swap_keeper, row.group, m)).pack(fill="x")
         for widget in (tile, button):
             self._scrolls(widget)
 
@@ -366,7 +535,7 @@ class DedupReviewView:
             self.status.set(str(exc))
             return
         self.status.set("")
-        self.render()
+        self._show_groups()
 
     def undo(self) -> None:
         if self.ctl is None or not self.ctl.can_undo():

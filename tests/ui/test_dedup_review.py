@@ -147,3 +147,78 @@ def test_each_tile_says_why_the_cell_was_grouped():
                     "shift": [20, -358], "field_ncc": 0.9491, "field_overlap": 0.25, "box_iou": 0.93})
     assert evidence_text(field).splitlines()[-2:] == ["same field · NCC 0.949", "photos +20, -358 px apart"]
     assert evidence_text(member({})) == "distance to the keeper\nnot measured"
+
+
+def tile_texts(view, ref: str) -> list[str]:
+    """The texts under a crop: "kept" or the evidence, sharpness, photo and cell."""
+    tile = view._crop_buttons[ref][0].master
+    return [child.cget("text") for child in tile.winfo_children() if child.winfo_class() == "TLabel"]
+
+
+def test_a_decision_redraws_only_its_group_and_undo_puts_the_screen_back(open_window, sample):
+    """Rebuilding every row of a page froze the window 1.3-2.1 s a decision (QA, BCCD)."""
+    from raabin_labeler.ui.dedup_review import evidence_text
+
+    window, view = open_review(open_window, sample)
+    show_author(window, view)
+    view.mode.set("paper")
+    view.find_button.invoke()
+    wait_until(window.root, lambda: view.job is None and len(view.ctl.groups) == 12)
+    wait_until(window.root, lambda: view.crops_loaded, timeout=20)
+    view.list_canvas.yview_moveto(0.25)
+    window.root.update()
+    where = view.list_canvas.yview()[0]
+    assert where > 0
+    first = list(view.rows)
+    groups = list(view.ctl.groups)
+
+    def decide(index: int, text: str) -> None:
+        buttons(view.rows[index], text)[-1].invoke()
+        window.root.update()
+
+    def others_kept(changed: set[int]) -> None:
+        assert [row for i, row in enumerate(view.rows) if i not in changed] == \
+            [row for i, row in enumerate(first) if i not in changed]
+        assert view.list_canvas.yview()[0] == pytest.approx(where)  # the list did not jump
+
+    decide(3, "Confirm group")
+    others_kept({3})
+    assert view.rows[3] is first[3]  # only its title changes
+    assert view.rows[3].cget("text") == " 4. 2 photos of one cell · ✓ confirmed "
+    assert "1 group(s) confirmed" in view.summary.get()
+
+    old_keeper, chosen = groups[4].keeper, groups[4].members[0]
+    decide(4, "Keep this one")
+    others_kept({4})
+    assert view.rows[4] is not first[4]
+    assert view.ctl.groups[4].keeper.ref == chosen.ref
+    assert tile_texts(view, chosen.ref)[0] == "kept"
+    assert view._crop_buttons[chosen.ref][0].master.cget("highlightthickness") == 5
+    assert tile_texts(view, old_keeper.ref)[0] == evidence_text(chosen)  # distances are symmetric
+
+    split = groups[5].members[0]
+    decide(5, "Not the same cell")
+    assert len(view.rows) == 11 and split.ref not in view._crop_buttons
+    assert view.rows[:5] == [first[0], first[1], first[2], view.rows[3], view.rows[4]]
+    assert view.rows[5:] == first[6:]  # the groups after it are renumbered, not rebuilt
+    assert view.rows[5].cget("text").startswith(" 6. ")
+    assert "11 cell(s) seen more than once" in view.summary.get()
+
+    view.top.focus_force()
+    window.root.update()
+    view.top.event_generate("<Control-z>")  # the split
+    window.root.update()
+    assert len(view.rows) == 12 and view.rows[6:] == first[6:] and view.rows[6].cget("text").startswith(" 7. ")
+    assert [g.refs for g in view.ctl.groups] == [g.refs if i != 4 else [chosen.ref, old_keeper.ref]
+                                                  for i, g in enumerate(groups)]
+    assert tile_texts(view, split.ref)[0] == evidence_text(split)
+    view.top.event_generate("<Control-z>")  # the keeper
+    window.root.update()
+    assert tile_texts(view, old_keeper.ref)[0] == "kept" and tile_texts(view, chosen.ref)[0] == evidence_text(chosen)
+    view.top.event_generate("<Control-z>")  # the confirmation
+    window.root.update()
+    assert view.ctl.groups == groups and view.rows[3].cget("text").endswith("· not reviewed ")
+    assert [row for i, row in enumerate(view.rows) if i not in {3, 4, 5}] == \
+        [row for i, row in enumerate(first) if i not in {3, 4, 5}]
+    assert view.list_canvas.yview()[0] == pytest.approx(where)
+    assert "0 group(s) confirmed" in view.summary.get()

@@ -30,7 +30,7 @@ from ..core.imageio import crop_square, open_image, open_reduced
 from ..core.jobs import Job, Progress, Runner, SyncRunner
 from ..core.project import DETECTOR, Project
 from ..core.project_dedup import (CONFIRMED, DECISION, EVIDENCE, NOT_DUPLICATE, ProjectDuplicates, cell_ref,
-                                  find_project_duplicates, mark_duplicates, split_ref)
+                                  find_project_duplicates, groups_in, mark_duplicates, split_ref)
 from ..core.store import StoreError
 from ..errors import UserError
 
@@ -221,18 +221,10 @@ def group_marks(photos: dict[str, tuple[Cell, ...]], previous: Marks | None = No
     cells is on a ``changed`` photo) is the previous object itself, so a view redraws only the
     groups the decision changed.
     """
-    cells: dict[str, Cell] = {}
-    keepers: dict[str, list[str]] = {}
-    photo_cells: dict[str, list[str]] = {}
-    for image, image_cells in photos.items():
-        refs = photo_cells[image] = []
-        for cell in image_cells:
-            ref = cell_ref(image, cell.id)
-            cells[ref] = cell
-            if cell.duplicate_of:
-                keepers.setdefault(cell.duplicate_of, []).append(ref)
-            if not cell.rejected:
-                refs.append(ref)
+    cells = {cell_ref(image, cell.id): cell for image, image_cells in photos.items() for cell in image_cells}
+    photo_cells = {image: [cell_ref(image, c.id) for c in image_cells if not c.rejected]
+                   for image, image_cells in photos.items()}
+    keepers = groups_in(photos.items())
 
     before = {g.keeper.ref: g for g in previous.groups} if previous else {}
     shown = {m.ref: m for g in before.values() for m in (g.keeper, *g.members)}
@@ -247,7 +239,7 @@ def group_marks(photos: dict[str, tuple[Cell, ...]], previous: Marks | None = No
         return Member(ref, image, cell_id, cell.box, dict(cell.extra.get(EVIDENCE) or {}), cell.extra.get(DECISION))
 
     groups = []
-    for keep, drop in sorted(keepers.items()):
+    for keep, drop in keepers:
         old = before.get(keep)
         if old is not None and [m.ref for m in old.members] == drop and \
                 not any(split_ref(ref)[0] in changed for ref in (keep, *drop)):
@@ -258,7 +250,7 @@ def group_marks(photos: dict[str, tuple[Cell, ...]], previous: Marks | None = No
     groups.sort(key=lambda g: min(g.refs))  # a group keeps its place in the list when its keeper changes
     if previous:
         groups = _in_previous_order(groups, previous.groups)
-    dropped = {ref: keep for keep, drop in keepers.items() for ref in drop}
+    dropped = {ref: keep for keep, drop in keepers for ref in drop}
     return Marks(groups, dedup.redundant_photos(photo_cells, dropped), dict(photos))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from PIL import Image
 
@@ -145,9 +145,15 @@ def mark_duplicates(project: Project, author: str, found: ProjectDuplicates) -> 
 
 def marked_groups(project: Project, author: str) -> list[tuple[str, list[str]]]:
     """The groups as marked in the files: (kept cell ref, its duplicates' refs), for review."""
+    return groups_in((image, annotation.cells) for image, annotation, _ in project.iter_annotations(author)
+                     if annotation)
+
+
+def groups_in(photos: Iterable[tuple[str, Iterable[Cell]]]) -> list[tuple[str, list[str]]]:
+    """(kept cell ref, its duplicates' refs) of the marks on these photos' cells, by kept ref."""
     groups: dict[str, list[str]] = {}
-    for image, annotation, _ in project.iter_annotations(author):
-        for cell in annotation.cells if annotation else ():
+    for image, cells in photos:
+        for cell in cells:
             if cell.duplicate_of:
                 groups.setdefault(cell.duplicate_of, []).append(cell_ref(image, cell.id))
     return sorted(groups.items())
